@@ -1,0 +1,23 @@
+//! Evon Hub's domain model.
+//!
+//! Plain types and pure functions: validation of every value a client can send, overlay address
+//! allocation, the permission catalogue, the rules that protect built-in objects and prevent
+//! privilege escalation, pagination and the rendering of times. Nothing here performs I/O or knows
+//! about HTTP or SQL; the store and the HTTP crate call into it.
+
+pub mod address;
+pub mod builtin;
+pub mod config;
+pub mod entity;
+pub mod errors;
+pub mod pagination;
+pub mod permission;
+pub mod time;
+pub mod validate;
+
+pub use address::{AddressPool, OverlayRange, SubnetKey};
+pub use entity::{
+    Group, GroupDraft, GroupPatch, Principal, User, UserDraft, UserPatch, UserProfile,
+};
+pub use errors::FieldErrors;
+pub use permission::{Action, Model, Permission, PermissionId};

@@ -1,0 +1,251 @@
+//! What each subcommand does.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{anyhow, bail, Context, Result};
+use evon_crypto::{hash_password, random_password, ApiToken, HubKey};
+use evon_domain::config::{HubSettings, DEFAULT_DOMAIN, DEFAULT_SUBNET_KEY};
+use evon_domain::SubnetKey;
+use evon_store::hub::{InitOutcome, InitRequest};
+use evon_store::{OpenMode, PoolOptions, Store, StoreError};
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, Location, TokenCommand, UserCommand};
+use crate::settings::{self, Resolved, DEFAULT_BIND};
+
+/// Logs go to stderr; `EVON_HUB_LOG` takes a tracing filter. Commands other than `serve` print
+/// their own results on stdout, so they log only warnings by default.
+pub fn init_logging(command: &Command) {
+    let default = if matches!(command, Command::Serve { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EVON_HUB_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// 2 for a configuration or database problem (the setup is wrong), 1 for anything else.
+pub fn exit_code(error: &anyhow::Error) -> u8 {
+    match error.downcast_ref::<StoreError>() {
+        Some(StoreError::NotFound) => 1,
+        Some(_) => 2,
+        None if error.downcast_ref::<evon_crypto::HubKeyError>().is_some() => 2,
+        None if error.downcast_ref::<std::io::Error>().is_some() => 2,
+        None => 1,
+    }
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve {
+            location,
+            bind,
+            public_url,
+            workers,
+        } => serve(&location, bind, public_url, workers),
+        Command::Init {
+            location,
+            domain,
+            subnet_key,
+            json,
+        } => init(&location, domain, subnet_key, json),
+        Command::Token {
+            action:
+                TokenCommand::Rotate {
+                    location,
+                    username,
+                    json,
+                },
+        } => rotate_token(&location, &username, json),
+        Command::User {
+            action: UserCommand::SetPassword { location, username },
+        } => set_password(&location, &username),
+        Command::Migrate { location } => {
+            let resolved = settings::resolve(&location)?;
+            open(&resolved, OpenMode::MustExist)?;
+            eprintln!("migrations applied to {}", resolved.database.redacted());
+            Ok(())
+        }
+    }
+}
+
+fn open(resolved: &Resolved, mode: OpenMode) -> Result<Store> {
+    Ok(Store::open(
+        &resolved.database,
+        mode,
+        &PoolOptions::default(),
+    )?)
+}
+
+/// The secrets `init` makes, shown once.
+#[derive(Debug, Serialize)]
+struct Credentials {
+    admin_password: String,
+    admin_token: String,
+    deployer_token: String,
+}
+
+/// Initialises the hub unless it already is; the credentials when it was done now.
+fn initialise(store: &Store, settings: &HubSettings) -> Result<Option<Credentials>> {
+    let admin_password = random_password(24);
+    let admin_token = ApiToken::generate();
+    let deployer_token = ApiToken::generate();
+    let request = InitRequest {
+        settings: settings.clone(),
+        admin_password_hash: hash_password(&admin_password).map_err(|e| anyhow!(e))?,
+        admin_token: admin_token.digest(),
+        deployer_token: deployer_token.digest(),
+    };
+    let outcome = store.write(|conn| evon_store::hub::initialise(conn, &request))?;
+    Ok(match outcome {
+        InitOutcome::AlreadyInitialised => None,
+        InitOutcome::Initialised => Some(Credentials {
+            admin_password,
+            admin_token: admin_token.reveal().to_owned(),
+            deployer_token: deployer_token.reveal().to_owned(),
+        }),
+    })
+}
+
+fn print_credentials(credentials: &Credentials) {
+    println!("Evon Hub initialised. These credentials are shown once; keep them safe.");
+    println!("  admin password: {}", credentials.admin_password);
+    println!("  admin token:    {}", credentials.admin_token);
+    println!("  deployer token: {}", credentials.deployer_token);
+}
+
+fn init(
+    location: &Location,
+    domain: Option<String>,
+    subnet_key: Option<String>,
+    json: bool,
+) -> Result<()> {
+    let settings = HubSettings {
+        domain: HubSettings::parse_domain(domain.as_deref().unwrap_or(DEFAULT_DOMAIN))
+            .map_err(|e| anyhow!(e))?,
+        subnet_key: match subnet_key {
+            Some(text) => SubnetKey::parse(&text).map_err(|e| anyhow!(e))?,
+            None => SubnetKey::new(DEFAULT_SUBNET_KEY),
+        },
+    };
+    let resolved = settings::resolve(location)?;
+    settings::ensure_data_dir(&resolved.data_dir)?;
+    HubKey::load_or_create(&resolved.key_path())?;
+    let store = open(&resolved, OpenMode::CreateIfMissing)?;
+    match initialise(&store, &settings)? {
+        None => eprintln!(
+            "the hub at {} is already initialised; nothing changed",
+            resolved.database.redacted()
+        ),
+        Some(credentials) if json => println!("{}", serde_json::to_string(&credentials)?),
+        Some(credentials) => print_credentials(&credentials),
+    }
+    Ok(())
+}
+
+fn serve(
+    location: &Location,
+    bind: Option<String>,
+    public_url: Option<String>,
+    workers: Option<usize>,
+) -> Result<()> {
+    let resolved = settings::resolve(location)?;
+    let bind = bind
+        .or(resolved.file.bind.clone())
+        .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+    let public_url = match public_url.or(resolved.file.public_url.clone()) {
+        Some(text) => {
+            Some(url::Url::parse(&text).with_context(|| format!("invalid public URL {text:?}"))?)
+        }
+        None => None,
+    };
+    let workers = workers.or(resolved.file.workers);
+    settings::ensure_data_dir(&resolved.data_dir)?;
+    let store = open(&resolved, OpenMode::CreateIfMissing)?;
+    let defaults = HubSettings {
+        domain: DEFAULT_DOMAIN.to_owned(),
+        subnet_key: SubnetKey::new(DEFAULT_SUBNET_KEY),
+    };
+    if let Some(credentials) = initialise(&store, &defaults)? {
+        print_credentials(&credentials);
+    }
+    // Refuse to run with a key others can read; create it on a hub initialised elsewhere.
+    HubKey::load_or_create(&resolved.key_path())?;
+    let hub_settings = store.read(evon_store::hub::settings)?;
+    let state = actix_web::web::Data::new(evon_http::AppState {
+        store,
+        settings: hub_settings,
+        public_url,
+    });
+    tracing::info!(%bind, database = %resolved.database.redacted(), "Evon Hub listening");
+    actix_web::rt::System::new().block_on(async move {
+        let mut server = actix_web::HttpServer::new(move || evon_http::app(state.clone()));
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        // actix-web stops accepting on SIGINT/SIGTERM and lets in-flight requests finish.
+        server
+            .shutdown_timeout(30)
+            .bind(&bind)
+            .with_context(|| format!("cannot listen on {bind}"))?
+            .run()
+            .await
+            .context("HTTP server failed")
+    })?;
+    tracing::info!("Evon Hub stopped");
+    Ok(())
+}
+
+fn rotate_token(location: &Location, username: &str, json: bool) -> Result<()> {
+    let store = open(&settings::resolve(location)?, OpenMode::MustExist)?;
+    let token = store
+        .write(|conn| evon_store::users::rotate_token(conn, username))
+        .map_err(|e| match e {
+            StoreError::NotFound => {
+                anyhow!(StoreError::NotFound).context(format!("no user named {username:?}"))
+            }
+            other => anyhow!(other),
+        })?;
+    if json {
+        println!("{}", serde_json::json!({ "token": token.reveal() }));
+    } else {
+        println!("{}", token.reveal());
+    }
+    Ok(())
+}
+
+fn set_password(location: &Location, username: &str) -> Result<()> {
+    let store = open(&settings::resolve(location)?, OpenMode::MustExist)?;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("New password for {username}: ");
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line
+        .strip_suffix('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .unwrap_or(&line);
+    let password =
+        evon_domain::validate::password(password).map_err(|e| anyhow!("password: {e}"))?;
+    let hash = hash_password(&password).map_err(|e| anyhow!(e))?;
+    match store.write(|conn| evon_store::users::set_password_hash(conn, username, &hash)) {
+        Ok(()) => {
+            eprintln!("password of {username} changed");
+            Ok(())
+        }
+        Err(StoreError::NotFound) => {
+            Err(anyhow!(StoreError::NotFound).context(format!("no user named {username:?}")))
+        }
+        Err(other) => bail!(other),
+    }
+}

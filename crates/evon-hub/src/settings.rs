@@ -1,0 +1,83 @@
+//! Resolving where the hub lives and how it runs: flags and environment (through clap), then
+//! `evon-hub.toml` in the data directory, then defaults.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use evon_store::DatabaseUrl;
+use serde::Deserialize;
+
+use crate::cli::Location;
+
+pub const DEFAULT_DATA_DIR: &str = "./evon-data";
+pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
+pub const CONFIG_FILE: &str = "evon-hub.toml";
+pub const DATABASE_FILE: &str = "evon-hub.sqlite3";
+pub const KEY_FILE: &str = "hub.key";
+
+/// The optional file of settings in the data directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub database_url: Option<String>,
+    pub bind: Option<String>,
+    pub public_url: Option<String>,
+    pub workers: Option<usize>,
+}
+
+/// Where this hub's state is.
+#[derive(Debug)]
+pub struct Resolved {
+    pub data_dir: PathBuf,
+    pub database: DatabaseUrl,
+    pub file: FileSettings,
+}
+
+impl Resolved {
+    pub fn key_path(&self) -> PathBuf {
+        self.data_dir.join(KEY_FILE)
+    }
+}
+
+fn read_file_settings(data_dir: &Path) -> Result<FileSettings> {
+    let path = data_dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileSettings::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+pub fn resolve(location: &Location) -> Result<Resolved> {
+    let data_dir = location
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let file = read_file_settings(&data_dir)?;
+    let database = match location
+        .database_url
+        .as_deref()
+        .or(file.database_url.as_deref())
+    {
+        Some(url) => DatabaseUrl::parse(url)?,
+        None => DatabaseUrl::sqlite(&data_dir.join(DATABASE_FILE)),
+    };
+    Ok(Resolved {
+        data_dir,
+        database,
+        file,
+    })
+}
+
+/// Creates the data directory, readable by its owner only, if it does not exist yet.
+pub fn ensure_data_dir(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .with_context(|| format!("cannot create data directory {}", path.display()))
+}

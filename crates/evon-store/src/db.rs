@@ -1,0 +1,444 @@
+//! Connections: one diesel `MultiConnection` over SQLite and PostgreSQL, a pool whose backend is
+//! picked from the URL scheme, per-connection SQLite settings, embedded migrations and the
+//! write transaction every multi-row change runs in.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::{StoreError, StoreResult};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// How long a writer waits for SQLite's write lock before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+/// How often a write transaction is retried after colliding with a concurrent one.
+const WRITE_ATTEMPTS: usize = 8;
+
+/// One database connection of either backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+impl std::fmt::Debug for DbConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbConnection::Postgres(_) => "DbConnection::Postgres",
+            DbConnection::Sqlite(_) => "DbConnection::Sqlite",
+        })
+    }
+}
+
+/// Runs one query on whichever backend the connection is, for the few statements diesel
+/// cannot build for both at once through `MultiConnection` (batch inserts, `RETURNING`).
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, $inner:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($inner) => $body,
+            $crate::db::DbConnection::Sqlite($inner) => $body,
+        }
+    };
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `sqlite://relative/path` or `sqlite:///absolute/path`.
+    Sqlite(PathBuf),
+    /// `postgres://…` or `postgresql://…`, passed to libpq as it is.
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL by its scheme. Anything but `sqlite://`, `postgres://` and
+    /// `postgresql://` is refused, so a typo never becomes a new SQLite file named after it.
+    pub fn parse(url: &str) -> StoreResult<Self> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Config(
+                    "database URL sqlite:// names no file".into(),
+                ));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let scheme = url.split_once("://").map_or(url, |(scheme, _)| scheme);
+        Err(StoreError::Config(format!(
+            "unsupported database URL scheme {scheme:?}: use sqlite://PATH or postgres://USER@HOST/DB"
+        )))
+    }
+
+    /// A URL for a SQLite file.
+    pub fn sqlite(path: &Path) -> Self {
+        Self::Sqlite(path.to_owned())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL with any password removed, fit for logs and error messages.
+    pub fn redacted(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut parsed) if parsed.password().is_some() => {
+                    let _ = parsed.set_password(Some("***"));
+                    parsed.to_string()
+                }
+                _ => url.clone(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Whether opening a SQLite database may create its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// `serve` and `init`: a new hub starts from nothing.
+    CreateIfMissing,
+    /// Every other command: a missing file means a wrong path, not a new hub.
+    MustExist,
+}
+
+/// Opens connections for the pool, choosing the backend from the URL rather than trying each in
+/// turn (which would let a PostgreSQL URL fall through to SQLite and create a file).
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ConnectionManager {
+    fn establish(&self) -> Result<DbConnection, diesel::ConnectionError> {
+        match &self.url {
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgres),
+            DatabaseUrl::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::ConnectionError::InvalidConnectionUrl("SQLite path is not UTF-8".into())
+                })?;
+                let mut conn = SqliteConnection::establish(path)?;
+                // busy_timeout first, so that switching to WAL waits for other openers too.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS};
+                     PRAGMA journal_mode = WAL;
+                     PRAGMA synchronous = NORMAL;
+                     PRAGMA foreign_keys = ON;"
+                ))
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+impl r2d2::ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        self.establish()
+            .map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        // A connection handed back inside a transaction (a panic mid-change) must not be reused.
+        !matches!(
+            <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+                .transaction_depth(),
+            Ok(None)
+        )
+    }
+}
+
+pub type Pool = r2d2::Pool<ConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
+
+/// Pool sizing and waiting.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: u32,
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 8,
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The hub's database: a connection pool and the backend it talks to.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects and brings the schema up to date.
+    pub fn open(url: &DatabaseUrl, mode: OpenMode, options: &PoolOptions) -> StoreResult<Self> {
+        if let DatabaseUrl::Sqlite(path) = url {
+            check_sqlite_path(path, mode)?;
+        }
+        let manager = ConnectionManager { url: url.clone() };
+        // One connection is made eagerly so that an unreachable database fails here, once,
+        // with the driver's reason, rather than as a timeout on the first request.
+        let mut first = manager.establish().map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot connect to {}: {}",
+                url.redacted(),
+                first_line(&e.to_string())
+            ))
+        })?;
+        run_migrations(&mut first)?;
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_size)
+            .min_idle(Some(1))
+            .connection_timeout(options.connection_timeout)
+            .test_on_check_out(false)
+            .build(manager)?;
+        Ok(Self {
+            pool,
+            backend: url.backend(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A pooled connection, for reads. Blocking: call it off the async workers.
+    pub fn conn(&self) -> StoreResult<PooledConnection> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Runs `change` in one write transaction, retried when it collides with a concurrent one.
+    pub fn write<T>(
+        &self,
+        change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, change)
+    }
+
+    /// Runs `query` on a pooled connection inside one read transaction, so that everything it
+    /// reads comes from one consistent snapshot.
+    pub fn read<T>(
+        &self,
+        query: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut pooled = self.conn()?;
+        let conn: &mut DbConnection = &mut pooled;
+        conn.transaction(query)
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text).trim()
+}
+
+fn check_sqlite_path(path: &Path, mode: OpenMode) -> StoreResult<()> {
+    match mode {
+        OpenMode::MustExist if !path.is_file() => Err(StoreError::Config(format!(
+            "no hub database at {}: check the data directory or database URL, or run `evon-hub init`",
+            path.display()
+        ))),
+        OpenMode::CreateIfMissing => {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(StoreError::Config(format!(
+                    "cannot create the hub database {}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                )))
+            }
+        }
+        OpenMode::MustExist => Ok(()),
+    }
+}
+
+/// Applies every pending embedded migration of the connection's backend.
+pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<()> {
+    let result = match conn {
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|_| ()),
+        DbConnection::Postgres(c) => {
+            // Replicas starting together must not apply the same migration twice.
+            c.batch_execute("SELECT pg_advisory_lock(7361626)")?;
+            let applied = c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|_| ());
+            c.batch_execute("SELECT pg_advisory_unlock(7361626)")?;
+            applied
+        }
+    };
+    result.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// Whether an error comes from two writers colliding, so that trying again can succeed.
+fn is_collision(error: &StoreError) -> bool {
+    match error {
+        StoreError::Database(DieselError::DatabaseError(kind, info)) => match kind {
+            DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure => true,
+            // SQLite reports lock contention that outlived busy_timeout as an unknown error.
+            _ => info.message().contains("database is locked"),
+        },
+        _ => false,
+    }
+}
+
+/// Runs `change` in a transaction and commits it; on a collision with a concurrent writer it
+/// rolls back and runs `change` again. On SQLite the transaction starts with `BEGIN IMMEDIATE`,
+/// taking the write lock up front: a deferred transaction that reads and then writes can fail
+/// with SQLITE_BUSY without waiting, where an immediate one waits its turn.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    mut change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = match conn {
+            DbConnection::Postgres(_) => conn.transaction(&mut change),
+            DbConnection::Sqlite(_) => immediate_transaction(conn, &mut change),
+        };
+        match result {
+            Err(error) if attempt < WRITE_ATTEMPTS && is_collision(&error) => {
+                tracing::debug!(attempt, %error, "write transaction collided; retrying");
+                std::thread::sleep(Duration::from_millis(2 * attempt as u64));
+            }
+            Err(error) if is_collision(&error) => {
+                return Err(StoreError::Conflict(error.to_string()))
+            }
+            other => return other,
+        }
+    }
+}
+
+fn immediate_transaction<T>(
+    conn: &mut DbConnection,
+    change: &mut impl FnMut(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    if let DbConnection::Sqlite(inner) = conn {
+        AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+    }
+    match change(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) =
+                <DbConnection as Connection>::TransactionManager::rollback_transaction(conn)
+            {
+                tracing::error!(%rollback, "rollback failed");
+            }
+            Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_by_scheme() {
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/hub.db").unwrap(),
+            DatabaseUrl::Sqlite("data/hub.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/hub.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/hub.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db").unwrap().backend(),
+            Backend::Postgres
+        );
+        for bad in ["mysql://u@h/db", "hub.db", "sqlite://", "sqlite:hub.db"] {
+            assert!(
+                matches!(DatabaseUrl::parse(bad), Err(StoreError::Config(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn redaction() {
+        let url = DatabaseUrl::parse("postgres://evon:s3cret@db.example.com/hub").unwrap();
+        assert_eq!(url.redacted(), "postgres://evon:***@db.example.com/hub");
+    }
+
+    #[test]
+    fn sqlite_never_creates_files_where_it_must_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.sqlite3");
+        let url = DatabaseUrl::sqlite(&missing);
+        assert!(matches!(
+            Store::open(&url, OpenMode::MustExist, &PoolOptions::default()),
+            Err(StoreError::Config(_))
+        ));
+        assert!(!missing.exists());
+        let nested = DatabaseUrl::sqlite(&dir.path().join("no/such/dir/hub.sqlite3"));
+        assert!(matches!(
+            Store::open(&nested, OpenMode::CreateIfMissing, &PoolOptions::default()),
+            Err(StoreError::Config(_))
+        ));
+        let store = Store::open(&url, OpenMode::CreateIfMissing, &PoolOptions::default()).unwrap();
+        assert_eq!(store.backend(), Backend::Sqlite);
+        assert!(missing.exists());
+    }
+
+    #[test]
+    fn unreachable_postgres_is_a_clear_error() {
+        let url =
+            DatabaseUrl::parse("postgres://nobody@127.0.0.1:1/nothing?connect_timeout=2").unwrap();
+        match Store::open(&url, OpenMode::MustExist, &PoolOptions::default()) {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("127.0.0.1"), "{message}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+DROP TABLE server_groups;
+DROP TABLE config;
+DROP TABLE user_group_permissions;
+DROP TABLE user_permissions;
+DROP TABLE user_group_members;
+DROP TABLE user_groups;
+DROP TABLE user_profiles;
+DROP TABLE api_tokens;
+DROP TABLE users;
+DROP TABLE hub;

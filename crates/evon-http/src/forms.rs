@@ -70,8 +70,8 @@ impl<'a> Form<'a> {
         let parsed = match self.value(name, false)? {
             Value::Bool(b) => Some(*b),
             Value::Number(n) => match n.as_f64() {
-                Some(x) if x == 1.0 => Some(true),
-                Some(x) if x == 0.0 => Some(false),
+                Some(1.0) => Some(true),
+                Some(0.0) => Some(false),
                 _ => None,
             },
             Value::String(s) => match s.as_str() {

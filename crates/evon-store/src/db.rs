@@ -9,7 +9,7 @@ use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionMa
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
-use diesel::Connection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{StoreError, StoreResult};
@@ -309,6 +309,27 @@ pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<()> {
         }
     };
     result.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
+/// Locks that serialise one kind of allocation across concurrent transactions.
+#[derive(Debug, Clone, Copy)]
+pub enum TransactionLock {
+    /// Choosing the lowest free user address.
+    UserAddresses = 1,
+}
+
+/// Takes a lock held until the current transaction ends. On PostgreSQL, concurrent writers that
+/// all read "the lowest free address" would otherwise pick the same one and all but one would
+/// fail on the unique constraint, round after round; with the lock they queue. SQLite needs
+/// nothing: `BEGIN IMMEDIATE` already lets one writer in at a time. The unique constraints stay
+/// as the last line of defence either way.
+pub fn lock_for_transaction(conn: &mut DbConnection, lock: TransactionLock) -> StoreResult<()> {
+    if let DbConnection::Postgres(_) = conn {
+        // Namespaced so as not to meet other applications' advisory locks on a shared server.
+        let key = 0x4576_6f6e_0000_0000_i64 | lock as i64;
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({key})")).execute(conn)?;
+    }
+    Ok(())
 }
 
 /// Whether an error comes from two writers colliding, so that trying again can succeed.

@@ -206,6 +206,7 @@ pub fn insert_account(
 }
 
 fn allocate_user_address(conn: &mut DbConnection, settings: &HubSettings) -> StoreResult<Ipv4Addr> {
+    crate::db::lock_for_transaction(conn, crate::db::TransactionLock::UserAddresses)?;
     let pool = AddressPool::new(settings.subnet_key, OverlayRange::Users);
     let used: Vec<String> = user_profiles::table
         .select(user_profiles::ipv4_address)
@@ -523,4 +524,16 @@ pub(crate) fn effective_permissions(
         .load(conn)?;
     held.extend(through_groups);
     Ok(held)
+}
+
+/// The stored password hash of an active user, for password logins (OpenVPN user auth).
+/// `None` for unknown or inactive users and for accounts without a usable password.
+pub fn active_password_hash(conn: &mut DbConnection, username: &str) -> StoreResult<Option<String>> {
+    let hash: Option<Option<String>> = users::table
+        .filter(users::username.eq(username))
+        .filter(users::is_active.eq(true))
+        .select(users::password_hash)
+        .first(conn)
+        .optional()?;
+    Ok(hash.flatten())
 }

@@ -1,0 +1,117 @@
+//! Concurrent writers on both backends: no shared address, no duplicate name, nothing lost.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Barrier};
+
+use evon_crypto::ApiToken;
+use evon_domain::config::HubSettings;
+use evon_domain::{FieldErrors, Principal, SubnetKey, UserPatch};
+use evon_store::hub::InitRequest;
+use evon_store::test_support::TestDatabase;
+use evon_store::{Backend, OpenMode, PoolOptions, Store, StoreError};
+
+fn hub(backend: Backend) -> (TestDatabase, Store) {
+    let db = TestDatabase::new(backend);
+    let options = PoolOptions { max_size: 16, ..PoolOptions::default() };
+    let store = Store::open(db.url(), OpenMode::CreateIfMissing, &options).unwrap();
+    let request = InitRequest {
+        settings: HubSettings { domain: "hub.example.com".into(), subnet_key: SubnetKey::new(42) },
+        admin_password_hash: "$argon2id$not-a-real-hash".into(),
+        admin_token: ApiToken::generate().digest(),
+        deployer_token: ApiToken::generate().digest(),
+    };
+    store.write(|conn| evon_store::hub::initialise(conn, &request)).unwrap();
+    (db, store)
+}
+
+fn superuser() -> Principal {
+    Principal { user_id: 1, username: "admin".into(), is_superuser: true, permissions: BTreeSet::new() }
+}
+
+fn create(store: &Store, username: &str) -> Result<i32, StoreError> {
+    let fields = UserPatch { username: Some(username.into()), ..UserPatch::default() };
+    store
+        .write(|conn| evon_store::users::create(conn, &superuser(), &fields, Some("$argon2id$x"), &FieldErrors::new()))
+        .map(|created| created.user.id)
+}
+
+fn sixteen_threads_get_distinct_addresses(backend: Backend) {
+    let (_db, store) = hub(backend);
+    let threads = 16;
+    let per_thread = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..per_thread).map(|n| create(&store, &format!("user-{t}-{n}")).unwrap()).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let ids: Vec<i32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert_eq!(ids.len(), threads * per_thread);
+    let addresses: BTreeSet<String> = store
+        .read(|conn| {
+            let mut all = BTreeSet::new();
+            for id in evon_store::users::all_ids(conn)? {
+                all.insert(evon_store::users::profile(conn, id)?.ipv4_address.to_string());
+            }
+            Ok(all)
+        })
+        .unwrap();
+    assert_eq!(addresses.len(), threads * per_thread + 2, "every user has its own address");
+    // The lowest addresses were taken: 100.42.208.6, .10, ... with no hole.
+    let expected: BTreeSet<String> = (1..=(threads * per_thread + 2) as u32)
+        .map(|block| std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 42, 208, 0)) + block * 4 + 2).to_string())
+        .collect();
+    assert_eq!(addresses, expected);
+}
+
+fn racing_for_one_username(backend: Backend) {
+    let (_db, store) = hub(backend);
+    let threads = 8;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                create(&store, "contested")
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one creation wins: {results:?}");
+    for result in results.iter().filter(|r| r.is_err()) {
+        match result {
+            Err(StoreError::Validation(errors)) => assert!(errors.has("username"), "{errors}"),
+            other => panic!("the losers are told the name is taken, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn sixteen_threads_get_distinct_addresses_sqlite() {
+    sixteen_threads_get_distinct_addresses(Backend::Sqlite);
+}
+
+#[test]
+fn sixteen_threads_get_distinct_addresses_postgres() {
+    sixteen_threads_get_distinct_addresses(Backend::Postgres);
+}
+
+#[test]
+fn racing_for_one_username_sqlite() {
+    racing_for_one_username(Backend::Sqlite);
+}
+
+#[test]
+fn racing_for_one_username_postgres() {
+    racing_for_one_username(Backend::Postgres);
+}

@@ -528,7 +528,10 @@ pub(crate) fn effective_permissions(
 
 /// The stored password hash of an active user, for password logins (OpenVPN user auth).
 /// `None` for unknown or inactive users and for accounts without a usable password.
-pub fn active_password_hash(conn: &mut DbConnection, username: &str) -> StoreResult<Option<String>> {
+pub fn active_password_hash(
+    conn: &mut DbConnection,
+    username: &str,
+) -> StoreResult<Option<String>> {
     let hash: Option<Option<String>> = users::table
         .filter(users::username.eq(username))
         .filter(users::is_active.eq(true))

@@ -14,26 +14,50 @@ use evon_store::{Backend, OpenMode, PoolOptions, Store, StoreError};
 
 fn hub(backend: Backend) -> (TestDatabase, Store) {
     let db = TestDatabase::new(backend);
-    let options = PoolOptions { max_size: 16, ..PoolOptions::default() };
+    let options = PoolOptions {
+        max_size: 16,
+        ..PoolOptions::default()
+    };
     let store = Store::open(db.url(), OpenMode::CreateIfMissing, &options).unwrap();
     let request = InitRequest {
-        settings: HubSettings { domain: "hub.example.com".into(), subnet_key: SubnetKey::new(42) },
+        settings: HubSettings {
+            domain: "hub.example.com".into(),
+            subnet_key: SubnetKey::new(42),
+        },
         admin_password_hash: "$argon2id$not-a-real-hash".into(),
         admin_token: ApiToken::generate().digest(),
         deployer_token: ApiToken::generate().digest(),
     };
-    store.write(|conn| evon_store::hub::initialise(conn, &request)).unwrap();
+    store
+        .write(|conn| evon_store::hub::initialise(conn, &request))
+        .unwrap();
     (db, store)
 }
 
 fn superuser() -> Principal {
-    Principal { user_id: 1, username: "admin".into(), is_superuser: true, permissions: BTreeSet::new() }
+    Principal {
+        user_id: 1,
+        username: "admin".into(),
+        is_superuser: true,
+        permissions: BTreeSet::new(),
+    }
 }
 
 fn create(store: &Store, username: &str) -> Result<i32, StoreError> {
-    let fields = UserPatch { username: Some(username.into()), ..UserPatch::default() };
+    let fields = UserPatch {
+        username: Some(username.into()),
+        ..UserPatch::default()
+    };
     store
-        .write(|conn| evon_store::users::create(conn, &superuser(), &fields, Some("$argon2id$x"), &FieldErrors::new()))
+        .write(|conn| {
+            evon_store::users::create(
+                conn,
+                &superuser(),
+                &fields,
+                Some("$argon2id$x"),
+                &FieldErrors::new(),
+            )
+        })
         .map(|created| created.user.id)
 }
 
@@ -48,25 +72,43 @@ fn sixteen_threads_get_distinct_addresses(backend: Backend) {
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                (0..per_thread).map(|n| create(&store, &format!("user-{t}-{n}")).unwrap()).collect::<Vec<_>>()
+                (0..per_thread)
+                    .map(|n| create(&store, &format!("user-{t}-{n}")).unwrap())
+                    .collect::<Vec<_>>()
             })
         })
         .collect();
-    let ids: Vec<i32> = handles.into_iter().flat_map(|h| h.join().unwrap()).collect();
+    let ids: Vec<i32> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
     assert_eq!(ids.len(), threads * per_thread);
     let addresses: BTreeSet<String> = store
         .read(|conn| {
             let mut all = BTreeSet::new();
             for id in evon_store::users::all_ids(conn)? {
-                all.insert(evon_store::users::profile(conn, id)?.ipv4_address.to_string());
+                all.insert(
+                    evon_store::users::profile(conn, id)?
+                        .ipv4_address
+                        .to_string(),
+                );
             }
             Ok(all)
         })
         .unwrap();
-    assert_eq!(addresses.len(), threads * per_thread + 2, "every user has its own address");
+    assert_eq!(
+        addresses.len(),
+        threads * per_thread + 2,
+        "every user has its own address"
+    );
     // The lowest addresses were taken: 100.42.208.6, .10, ... with no hole.
     let expected: BTreeSet<String> = (1..=(threads * per_thread + 2) as u32)
-        .map(|block| std::net::Ipv4Addr::from(u32::from(std::net::Ipv4Addr::new(100, 42, 208, 0)) + block * 4 + 2).to_string())
+        .map(|block| {
+            std::net::Ipv4Addr::from(
+                u32::from(std::net::Ipv4Addr::new(100, 42, 208, 0)) + block * 4 + 2,
+            )
+            .to_string()
+        })
         .collect();
     assert_eq!(addresses, expected);
 }

@@ -7,12 +7,21 @@ use serde_json::json;
 use crate::harness::{snapshot, TestApp};
 use crate::on_both_backends;
 
-on_both_backends!(five_messages, keyword_is_case_insensitive, rotation_revokes_at_once, new_users_token_works, ping);
+on_both_backends!(
+    five_messages,
+    keyword_is_case_insensitive,
+    rotation_revokes_at_once,
+    new_users_token_works,
+    ping
+);
 
 async fn five_messages(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (id, token) = app.user("sleepy", json!({})).await;
-    app.patch(&format!("/api/user/{id}"), json!({"is_active": false})).send().await.expect(200);
+    app.patch(&format!("/api/user/{id}"), json!({"is_active": false}))
+        .send()
+        .await
+        .expect(200);
     let cases = [
         ("no header", None),
         ("another scheme", Some("Bearer abc".to_owned())),
@@ -39,7 +48,11 @@ async fn keyword_is_case_insensitive(backend: Backend) {
     let app = TestApp::new(backend).await;
     for keyword in ["Token", "token", "TOKEN", "tOkEn"] {
         let header = format!("{keyword} {}", app.admin);
-        app.get("/api/ping").header("Authorization", &header).send().await.expect(200);
+        app.get("/api/ping")
+            .header("Authorization", &header)
+            .send()
+            .await
+            .expect(200);
     }
 }
 
@@ -47,9 +60,16 @@ async fn rotation_revokes_at_once(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (_, token) = app.user("rotor", json!({})).await;
     app.get("/api/ping").token(&token).send().await.expect(200);
-    let fresh = app.store().write(|conn| evon_store::users::rotate_token(conn, "rotor")).unwrap();
+    let fresh = app
+        .store()
+        .write(|conn| evon_store::users::rotate_token(conn, "rotor"))
+        .unwrap();
     app.get("/api/ping").token(&token).send().await.expect(401);
-    app.get("/api/ping").token(fresh.reveal()).send().await.expect(200);
+    app.get("/api/ping")
+        .token(fresh.reveal())
+        .send()
+        .await
+        .expect(200);
 }
 
 async fn new_users_token_works(backend: Backend) {
@@ -57,9 +77,17 @@ async fn new_users_token_works(backend: Backend) {
     let (_, token) = app.user("newbie", json!({})).await;
     let body = app.get("/api/ping").token(&token).send().await.expect(200);
     assert_eq!(body, json!({"message": "pong"}));
-    app.req(Method::HEAD, "/api/ping").token(&token).send().await.expect(200);
+    app.req(Method::HEAD, "/api/ping")
+        .token(&token)
+        .send()
+        .await
+        .expect(200);
     // The deployer's token from init works too.
-    app.get("/api/ping").token(&app.deployer.clone()).send().await.expect(200);
+    app.get("/api/ping")
+        .token(&app.deployer.clone())
+        .send()
+        .await
+        .expect(200);
 }
 
 async fn ping(backend: Backend) {

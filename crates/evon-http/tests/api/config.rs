@@ -11,7 +11,10 @@ on_both_backends!(list_and_patch, invalid_values, only_config_one);
 
 async fn list_and_patch(backend: Backend) {
     let app = TestApp::new(backend).await;
-    snapshot("config_list", &app.get("/api/config").send().await.expect(200));
+    snapshot(
+        "config_list",
+        &app.get("/api/config").send().await.expect(200),
+    );
     let body = app
         .patch(
             "/api/config/1",
@@ -32,7 +35,11 @@ async fn list_and_patch(backend: Backend) {
     snapshot("config_patch", &body);
     let listed = app.get("/api/config").send().await.expect(200);
     assert_eq!(listed["results"][0], body, "the change is stored");
-    let body = app.patch("/api/config/1", json!({"uuid_blacklist": ""})).send().await.expect(200);
+    let body = app
+        .patch("/api/config/1", json!({"uuid_blacklist": ""}))
+        .send()
+        .await
+        .expect(200);
     assert_eq!(body["uuid_blacklist"], "");
 }
 
@@ -55,16 +62,26 @@ async fn invalid_values(backend: Backend) {
         .expect(400);
     snapshot("config_patch_invalid", &body);
     let unchanged = app.get("/api/config").send().await.expect(200);
-    assert_eq!(unchanged["results"][0]["timezone"], "UTC", "nothing was written");
+    assert_eq!(
+        unchanged["results"][0]["timezone"], "UTC",
+        "nothing was written"
+    );
 }
 
 async fn only_config_one(backend: Backend) {
     let app = TestApp::new(backend).await;
-    app.patch("/api/config/2", json!({"auto_update": false})).send().await.expect(404);
+    app.patch("/api/config/2", json!({"auto_update": false}))
+        .send()
+        .await
+        .expect(404);
     let response = app.get("/api/config/1").send().await;
     assert_eq!(response.status, 405);
     assert_eq!(response.header("allow"), Some("PATCH"));
-    let response = app.req(Method::POST, "/api/config").json(json!({})).send().await;
+    let response = app
+        .req(Method::POST, "/api/config")
+        .json(json!({}))
+        .send()
+        .await;
     assert_eq!(response.status, 405);
     assert_eq!(response.header("allow"), Some("GET, HEAD"));
     app.get("/api/config?page=2").send().await.expect(404);

@@ -44,8 +44,12 @@ pub struct TestApp {
 impl TestApp {
     pub async fn new(backend: Backend) -> Self {
         let db = TestDatabase::new(backend);
-        let store = Store::open(db.url(), OpenMode::CreateIfMissing, &PoolOptions::default()).expect("open test store");
-        let settings = HubSettings { domain: "hub.example.com".into(), subnet_key: SubnetKey::new(111) };
+        let store = Store::open(db.url(), OpenMode::CreateIfMissing, &PoolOptions::default())
+            .expect("open test store");
+        let settings = HubSettings {
+            domain: "hub.example.com".into(),
+            subnet_key: SubnetKey::new(111),
+        };
         let admin = ApiToken::generate();
         let deployer = ApiToken::generate();
         let request = InitRequest {
@@ -54,9 +58,20 @@ impl TestApp {
             admin_token: admin.digest(),
             deployer_token: deployer.digest(),
         };
-        store.write(|conn| evon_store::hub::initialise(conn, &request)).expect("initialise test hub");
-        let state = web::Data::new(AppState { store, settings, public_url: None });
-        Self { state, admin: admin.reveal().to_owned(), deployer: deployer.reveal().to_owned(), _db: db }
+        store
+            .write(|conn| evon_store::hub::initialise(conn, &request))
+            .expect("initialise test hub");
+        let state = web::Data::new(AppState {
+            store,
+            settings,
+            public_url: None,
+        });
+        Self {
+            state,
+            admin: admin.reveal().to_owned(),
+            deployer: deployer.reveal().to_owned(),
+            _db: db,
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -65,8 +80,14 @@ impl TestApp {
 
     /// Starts a request as admin.
     pub fn req(&self, method: Method, path: &str) -> Req<'_> {
-        Req { app: self, method, path: path.to_owned(), headers: Vec::new(), body: None }
-            .token(&self.admin.clone())
+        Req {
+            app: self,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+        .token(&self.admin.clone())
     }
 
     pub fn get(&self, path: &str) -> Req<'_> {
@@ -92,24 +113,41 @@ impl TestApp {
             body.extend(extra);
         }
         let response = self.post("/api/user", body).send().await;
-        assert_eq!(response.status, StatusCode::CREATED, "creating {username}: {}", response.body);
-        (response.body["id"].as_i64().unwrap(), response.body["token"].as_str().unwrap().to_owned())
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "creating {username}: {}",
+            response.body
+        );
+        (
+            response.body["id"].as_i64().unwrap(),
+            response.body["token"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Creates a group as admin and returns its id.
     pub async fn group(&self, name: &str, users: &[i64], permissions: &[i64]) -> i64 {
         let response = self
-            .post("/api/group", json!({"name": name, "user_set": users, "permissions": permissions}))
+            .post(
+                "/api/group",
+                json!({"name": name, "user_set": users, "permissions": permissions}),
+            )
             .send()
             .await;
-        assert_eq!(response.status, StatusCode::CREATED, "creating group {name}: {}", response.body);
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "creating group {name}: {}",
+            response.body
+        );
         response.body["id"].as_i64().unwrap()
     }
 
     /// A user holding exactly `permissions`, through a group made for it.
     pub async fn user_with(&self, username: &str, permissions: &[i64]) -> (i64, String) {
         let (id, token) = self.user(username, json!({})).await;
-        self.group(&format!("{username} permissions"), &[id], permissions).await;
+        self.group(&format!("{username} permissions"), &[id], permissions)
+            .await;
         (id, token)
     }
 }
@@ -134,7 +172,8 @@ impl Req<'_> {
     }
 
     pub fn anonymous(mut self) -> Self {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+        self.headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
         self
     }
 
@@ -145,7 +184,8 @@ impl Req<'_> {
     pub fn raw(mut self, content_type: &str, body: Vec<u8>) -> Self {
         self.body = Some(body);
         if content_type.is_empty() {
-            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
+            self.headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("content-type"));
             self
         } else {
             self.header("Content-Type", content_type)
@@ -154,7 +194,9 @@ impl Req<'_> {
 
     pub async fn send(self) -> Resp {
         let service = test::init_service(evon_http::app(self.app.state.clone())).await;
-        let mut request = test::TestRequest::default().method(self.method).uri(&self.path);
+        let mut request = test::TestRequest::default()
+            .method(self.method)
+            .uri(&self.path);
         for (name, value) in self.headers {
             request = request.insert_header((name, value));
         }
@@ -168,10 +210,16 @@ impl Req<'_> {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("response is not JSON: {}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("response is not JSON: {}", String::from_utf8_lossy(&bytes))
+            })
         };
-        Resp { status, headers, body, raw_len: bytes.len() }
+        Resp {
+            status,
+            headers,
+            body,
+            raw_len: bytes.len(),
+        }
     }
 }
 
@@ -189,7 +237,12 @@ impl Resp {
 
     /// Asserts the status, then returns the body.
     pub fn expect(self, status: u16) -> Value {
-        assert_eq!(self.status.as_u16(), status, "unexpected status; body: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
         self.body
     }
 }
@@ -219,12 +272,21 @@ pub fn snapshot_keeping_ids(name: &str, body: &Value) {
 }
 
 fn is_id(value: insta::internals::Content, _: insta::internals::ContentPath<'_>) -> String {
-    assert!(value.as_u64().is_some() || value.as_i64().is_some(), "id is not an integer: {value:?}");
+    assert!(
+        value.as_u64().is_some() || value.as_i64().is_some(),
+        "id is not an integer: {value:?}"
+    );
     "[id]".into()
 }
 
 fn is_token(value: insta::internals::Content, _: insta::internals::ContentPath<'_>) -> String {
     let token = value.as_str().unwrap_or_default();
-    assert!(token.len() == 40 && token.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "bad token {token:?}");
+    assert!(
+        token.len() == 40
+            && token
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "bad token {token:?}"
+    );
     "[token]".into()
 }

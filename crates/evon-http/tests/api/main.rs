@@ -2,7 +2,11 @@
 //! Every test that touches the database runs twice, on SQLite and on PostgreSQL, against the
 //! same snapshots: both backends must answer byte for byte alike.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 mod harness;
 

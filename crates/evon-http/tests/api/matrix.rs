@@ -51,7 +51,13 @@ struct Case {
 }
 
 fn case(method: Method, path: &'static str, need: Need, body: Option<Value>, success: u16) -> Case {
-    Case { method, path, need, body, success }
+    Case {
+        method,
+        path,
+        need,
+        body,
+        success,
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -63,26 +69,98 @@ fn cases() -> Vec<Case> {
         case(Method::HEAD, "/api/permission", Superuser, None, 200),
         case(Method::GET, "/api/user", Permission(4), None, 200),
         case(Method::HEAD, "/api/user", Permission(4), None, 200),
-        case(Method::POST, "/api/user", Permission(1), Some(json!({"username": "{unique}", "password": "pw"})), 201),
+        case(
+            Method::POST,
+            "/api/user",
+            Permission(1),
+            Some(json!({"username": "{unique}", "password": "pw"})),
+            201,
+        ),
         case(Method::GET, "/api/user/{target}", Permission(4), None, 200),
         case(Method::HEAD, "/api/user/{target}", Permission(4), None, 200),
-        case(Method::PATCH, "/api/user/{target}", Permission(2), Some(json!({"first_name": "Changed"})), 200),
-        case(Method::DELETE, "/api/user/{fresh_user}", Permission(3), None, 204),
-        case(Method::GET, "/api/userprofile/{self}", Authenticated, None, 200),
-        case(Method::PATCH, "/api/userprofile/{self}", Authenticated, Some(json!({"shared": true})), 200),
-        case(Method::GET, "/api/userprofile/{target}", Superuser, None, 200),
-        case(Method::HEAD, "/api/userprofile/{target}", Superuser, None, 200),
-        case(Method::PATCH, "/api/userprofile/{target}", Superuser, Some(json!({"shared": true})), 200),
+        case(
+            Method::PATCH,
+            "/api/user/{target}",
+            Permission(2),
+            Some(json!({"first_name": "Changed"})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/user/{fresh_user}",
+            Permission(3),
+            None,
+            204,
+        ),
+        case(
+            Method::GET,
+            "/api/userprofile/{self}",
+            Authenticated,
+            None,
+            200,
+        ),
+        case(
+            Method::PATCH,
+            "/api/userprofile/{self}",
+            Authenticated,
+            Some(json!({"shared": true})),
+            200,
+        ),
+        case(
+            Method::GET,
+            "/api/userprofile/{target}",
+            Superuser,
+            None,
+            200,
+        ),
+        case(
+            Method::HEAD,
+            "/api/userprofile/{target}",
+            Superuser,
+            None,
+            200,
+        ),
+        case(
+            Method::PATCH,
+            "/api/userprofile/{target}",
+            Superuser,
+            Some(json!({"shared": true})),
+            200,
+        ),
         case(Method::GET, "/api/group", Permission(8), None, 200),
         case(Method::HEAD, "/api/group", Permission(8), None, 200),
-        case(Method::POST, "/api/group", Permission(5), Some(json!({"name": "{unique}", "user_set": [], "permissions": []})), 201),
+        case(
+            Method::POST,
+            "/api/group",
+            Permission(5),
+            Some(json!({"name": "{unique}", "user_set": [], "permissions": []})),
+            201,
+        ),
         case(Method::GET, "/api/group/{group}", Permission(8), None, 200),
         case(Method::HEAD, "/api/group/{group}", Permission(8), None, 200),
-        case(Method::PATCH, "/api/group/{group}", Permission(6), Some(json!({"name": "{unique}"})), 200),
-        case(Method::DELETE, "/api/group/{fresh_group}", Permission(7), None, 204),
+        case(
+            Method::PATCH,
+            "/api/group/{group}",
+            Permission(6),
+            Some(json!({"name": "{unique}"})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/group/{fresh_group}",
+            Permission(7),
+            None,
+            204,
+        ),
         case(Method::GET, "/api/config", Permission(25), None, 200),
         case(Method::HEAD, "/api/config", Permission(25), None, 200),
-        case(Method::PATCH, "/api/config/1", Permission(24), Some(json!({"auto_update": false})), 200),
+        case(
+            Method::PATCH,
+            "/api/config/1",
+            Permission(24),
+            Some(json!({"auto_update": false})),
+            200,
+        ),
     ]
 }
 
@@ -101,8 +179,16 @@ async fn permission_matrix(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (target, _) = app.user("target", json!({})).await;
     let group = app.group("Target group", &[], &[]).await;
-    let (inactive_id, inactive_token) = app.user_with("inactive", &(1..=25).collect::<Vec<_>>()).await;
-    app.patch(&format!("/api/user/{inactive_id}"), json!({"is_active": false})).send().await.expect(200);
+    let (inactive_id, inactive_token) = app
+        .user_with("inactive", &(1..=25).collect::<Vec<_>>())
+        .await;
+    app.patch(
+        &format!("/api/user/{inactive_id}"),
+        json!({"is_active": false}),
+    )
+    .send()
+    .await
+    .expect(200);
     let (plain_id, plain_token) = app.user("plain", json!({})).await;
     let mut exact: HashMap<i64, (i64, String)> = HashMap::new();
     let mut counter = 0;
@@ -115,12 +201,16 @@ async fn permission_matrix(backend: Backend) {
                 (Caller::NoHeader, _) => (1, None),
                 (Caller::BadToken, _) => (1, Some("f".repeat(40))),
                 (Caller::Inactive, _) => (inactive_id, Some(inactive_token.clone())),
-                (Caller::WithoutPermission, _) | (Caller::ExactPermissionViaGroup, Need::Authenticated | Need::Superuser) => {
+                (Caller::WithoutPermission, _)
+                | (Caller::ExactPermissionViaGroup, Need::Authenticated | Need::Superuser) => {
                     (plain_id, Some(plain_token.clone()))
                 }
                 (Caller::ExactPermissionViaGroup, Need::Permission(permission)) => {
                     if let Entry::Vacant(slot) = exact.entry(permission) {
-                        slot.insert(app.user_with(&format!("holder{permission}"), &[permission]).await);
+                        slot.insert(
+                            app.user_with(&format!("holder{permission}"), &[permission])
+                                .await,
+                        );
                     }
                     let (id, token) = &exact[&permission];
                     (*id, Some(token.clone()))
@@ -128,7 +218,10 @@ async fn permission_matrix(backend: Backend) {
                 (Caller::Superuser, _) => (1, Some(app.admin.clone())),
             };
             counter += 1;
-            let mut path = case.path.replace("{target}", &target.to_string()).replace("{group}", &group.to_string());
+            let mut path = case
+                .path
+                .replace("{target}", &target.to_string())
+                .replace("{group}", &group.to_string());
             path = path.replace("{self}", &caller_id.to_string());
             if path.contains("{fresh_user}") {
                 let (fresh, _) = app.user(&format!("fresh{counter}"), json!({})).await;
@@ -143,14 +236,27 @@ async fn permission_matrix(backend: Backend) {
                 request = request.token(&token);
             }
             if let Some(body) = &case.body {
-                let text = body.to_string().replace("{unique}", &format!("unique{counter}"));
+                let text = body
+                    .to_string()
+                    .replace("{unique}", &format!("unique{counter}"));
                 request = request.json(serde_json::from_str(&text).unwrap());
             }
             let status = request.send().await.status.as_u16();
-            assert_eq!(status, expected(case.need, caller, case.success), "{} {} as {caller:?}", case.method, case.path);
+            assert_eq!(
+                status,
+                expected(case.need, caller, case.success),
+                "{} {} as {caller:?}",
+                case.method,
+                case.path
+            );
             row.push(status.to_string());
         }
-        table.push(format!("{:<7}{:<28}{}", case.method.as_str(), case.path, row.join("  ")));
+        table.push(format!(
+            "{:<7}{:<28}{}",
+            case.method.as_str(),
+            case.path,
+            row.join("  ")
+        ));
     }
     let header = format!("{:<35}{}", "", "none bad inactive without exact superuser");
     insta::with_settings!({ prepend_module_to_snapshot => false, snapshot_path => "snapshots", omit_expression => true }, {

@@ -1,0 +1,18 @@
+# Evon Hub tasks. `just --list` shows them; each is one plain cargo command, so `just` is optional.
+
+# Run the hub on its embedded SQLite database in ./evon-data.
+serve *ARGS:
+    cargo run --release -p evon-hub -- serve {{ARGS}}
+
+# Every test, each database test on SQLite and on PostgreSQL (127.0.0.1:5432, or EVON_TEST_POSTGRES_URL).
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Everything CI does.
+ci:
+    bash .ci/run

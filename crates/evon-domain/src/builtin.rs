@@ -26,3 +26,6 @@ pub fn is_builtin_user(user_id: i32) -> bool {
 pub const ALL_USERS_RENAME: &str = "The All Users group cannot be renamed.";
 pub const ALL_USERS_MEMBERSHIP: &str =
     "Every user is a member of All Users; no user can be removed from it.";
+pub const ALL_SERVERS_RENAME: &str = "The All Servers group cannot be renamed.";
+pub const ALL_SERVERS_MEMBERSHIP: &str =
+    "Every server is a member of All Servers; no server can be removed from it.";

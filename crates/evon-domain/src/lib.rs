@@ -1,10 +1,12 @@
 //! Evon Hub's domain model.
 //!
 //! Plain types and pure functions: validation of every value a client can send, overlay address
-//! allocation, the permission catalogue, the rules that protect built-in objects and prevent
+//! allocation, rules' protocols and ports, the access engine that resolves policies into who may
+//! reach what, the permission catalogue, the rules that protect built-in objects and prevent
 //! privilege escalation, pagination and the rendering of times. Nothing here performs I/O or knows
 //! about HTTP or SQL; the store and the HTTP crate call into it.
 
+pub mod access;
 pub mod address;
 pub mod builtin;
 pub mod config;
@@ -12,12 +14,20 @@ pub mod entity;
 pub mod errors;
 pub mod pagination;
 pub mod permission;
+pub mod policy;
+pub mod rule;
+pub mod server;
 pub mod time;
 pub mod validate;
 
+pub use access::{
+    AccessIndex, AllowEntry, GroupNode, NetworkSnapshot, PolicyNode, ResolvedPair, RuleNode,
+    ServerGroupNode, ServerNode, UserNode,
+};
 pub use address::{AddressPool, OverlayRange, SubnetKey};
 pub use entity::{
     Group, GroupDraft, GroupPatch, Principal, User, UserDraft, UserPatch, UserProfile,
 };
 pub use errors::FieldErrors;
 pub use permission::{Action, Model, Permission, PermissionId};
+pub use rule::{PortRange, PortSpec, Protocol};

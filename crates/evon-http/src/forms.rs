@@ -2,8 +2,10 @@
 //! every failing field is reported at once, unknown and read-only fields are ignored.
 
 use evon_domain::config::ConfigPatch;
+use evon_domain::policy::{self, PolicyPatch, RulePatch};
+use evon_domain::server::{self, ServerGroupPatch};
 use evon_domain::validate::{self, TimeOfDay, UuidList, NULL, REQUIRED};
-use evon_domain::{permission, FieldErrors, GroupPatch, UserPatch};
+use evon_domain::{permission, FieldErrors, GroupPatch, Protocol, UserPatch};
 use serde_json::{Map, Value};
 
 use crate::body::python_type_name;
@@ -147,6 +149,20 @@ impl<'a> Form<'a> {
     }
 }
 
+/// A nullable text field: `null` clears it.
+impl Form<'_> {
+    pub fn nullable_text(
+        &mut self,
+        name: &str,
+        check: impl FnOnce(&str) -> Result<String, String>,
+    ) -> Option<Option<String>> {
+        if matches!(self.body.get(name), Some(Value::Null)) {
+            return Some(None);
+        }
+        self.text(name, false, check).map(Some)
+    }
+}
+
 /// A user body: the fields, the clear-text password (if one was sent and valid), and what failed.
 #[derive(Debug)]
 pub struct UserForm {
@@ -194,20 +210,14 @@ impl Form<'_> {
     }
 }
 
-#[derive(Debug)]
-pub struct GroupForm {
-    pub fields: GroupPatch,
-    pub errors: FieldErrors,
-}
-
-pub fn group(body: &Map<String, Value>, mode: Mode) -> GroupForm {
+pub fn group(body: &Map<String, Value>, mode: Mode) -> Parsed<GroupPatch> {
     let mut form = Form::new(body, mode);
     let fields = GroupPatch {
         name: form.text("name", true, validate::group_name),
         user_set: form.ids("user_set", true),
         permissions: form.permissions("permissions", true),
     };
-    GroupForm {
+    Parsed {
         fields,
         errors: form.errors,
     }
@@ -317,5 +327,69 @@ mod tests {
             patch.auto_update_time.map(|t| t.to_string()).as_deref(),
             Some("03:30:00")
         );
+    }
+}
+
+#[derive(Debug)]
+pub struct Parsed<T> {
+    pub fields: T,
+    pub errors: FieldErrors,
+}
+
+pub fn server(body: &Map<String, Value>) -> Parsed<Option<Vec<i32>>> {
+    let mut form = Form::new(body, Mode::Patch);
+    let fields = form.ids("server_groups", false);
+    Parsed {
+        fields,
+        errors: form.errors,
+    }
+}
+
+pub fn server_group(body: &Map<String, Value>, mode: Mode) -> Parsed<ServerGroupPatch> {
+    let mut form = Form::new(body, mode);
+    let fields = ServerGroupPatch {
+        server_set: form.ids("server_set", true),
+        name: form.text("name", true, server::server_group_name),
+        description: form.nullable_text("description", server::description),
+    };
+    Parsed {
+        fields,
+        errors: form.errors,
+    }
+}
+
+pub fn rule(body: &Map<String, Value>, mode: Mode) -> Parsed<RulePatch> {
+    let mut form = Form::new(body, mode);
+    let fields = RulePatch {
+        name: form.text("name", true, policy::name),
+        destination_protocol: form
+            .text("destination_protocol", true, |v| {
+                Protocol::parse(v).map(|p| p.as_str().to_owned())
+            })
+            .and_then(|p| Protocol::parse(&p).ok()),
+        destination_ports: form.text("destination_ports", false, |v| Ok(v.to_owned())),
+        source_users: form.ids("source_users", false),
+        source_groups: form.ids("source_groups", false),
+        source_servers: form.ids("source_servers", false),
+        source_servergroups: form.ids("source_servergroups", false),
+    };
+    Parsed {
+        fields,
+        errors: form.errors,
+    }
+}
+
+pub fn policy(body: &Map<String, Value>, mode: Mode) -> Parsed<PolicyPatch> {
+    let mut form = Form::new(body, mode);
+    let fields = PolicyPatch {
+        name: form.text("name", true, policy::name),
+        description: form.nullable_text("description", server::description),
+        rules: form.ids("rules", false),
+        servers: form.ids("servers", false),
+        servergroups: form.ids("servergroups", false),
+    };
+    Parsed {
+        fields,
+        errors: form.errors,
     }
 }

@@ -2,6 +2,9 @@
 
 use evon_domain::config::Config;
 use evon_domain::permission::Permission;
+use evon_domain::policy::{Policy, Rule};
+use evon_domain::server::{last_seen, Server, ServerGroup};
+use evon_domain::time::render_datetime;
 use evon_domain::{Group, User, UserProfile};
 use serde::Serialize;
 
@@ -120,4 +123,136 @@ impl From<Config> for ConfigOut {
 #[derive(Debug, Serialize)]
 pub struct Pong {
     pub message: &'static str,
+}
+
+/// A server as superusers and the detail routes see it.
+#[derive(Debug, Serialize)]
+pub struct ServerOut {
+    pub id: i32,
+    pub accessible: bool,
+    pub fqdn: String,
+    pub ipv4_address: String,
+    pub uuid: String,
+    pub connected: bool,
+    pub disconnected_since: Option<String>,
+    pub last_seen: String,
+    pub server_groups: Vec<i32>,
+}
+
+/// A server as other users see it in the list: only those they can reach, fewer fields.
+#[derive(Debug, Serialize)]
+pub struct RestrictedServerOut {
+    pub id: i32,
+    pub fqdn: String,
+    pub ipv4_address: String,
+    pub connected: bool,
+    pub disconnected_since: Option<String>,
+    pub last_seen: String,
+}
+
+/// What rendering a server needs besides the server: the requester's access, the zone, the time.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerView {
+    pub zone: chrono_tz::Tz,
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl ServerView {
+    pub fn full(&self, server: Server, accessible: bool) -> ServerOut {
+        ServerOut {
+            id: server.id,
+            accessible,
+            disconnected_since: server
+                .disconnected_since
+                .map(|t| render_datetime(t, self.zone)),
+            last_seen: last_seen(server.connected, server.disconnected_since, self.now),
+            fqdn: server.fqdn,
+            ipv4_address: server.ipv4_address.to_string(),
+            uuid: server.uuid.to_string(),
+            connected: server.connected,
+            server_groups: server.server_groups,
+        }
+    }
+
+    pub fn restricted(&self, server: Server) -> RestrictedServerOut {
+        RestrictedServerOut {
+            id: server.id,
+            disconnected_since: server
+                .disconnected_since
+                .map(|t| render_datetime(t, self.zone)),
+            last_seen: last_seen(server.connected, server.disconnected_since, self.now),
+            fqdn: server.fqdn,
+            ipv4_address: server.ipv4_address.to_string(),
+            connected: server.connected,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServerGroupOut {
+    pub id: i32,
+    pub server_set: Vec<i32>,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+impl From<ServerGroup> for ServerGroupOut {
+    fn from(group: ServerGroup) -> Self {
+        Self {
+            id: group.id,
+            server_set: group.server_set,
+            name: group.name,
+            description: group.description,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RuleOut {
+    pub id: i32,
+    pub name: String,
+    pub destination_protocol: &'static str,
+    pub destination_ports: String,
+    pub source_users: Vec<i32>,
+    pub source_groups: Vec<i32>,
+    pub source_servers: Vec<i32>,
+    pub source_servergroups: Vec<i32>,
+}
+
+impl From<Rule> for RuleOut {
+    fn from(rule: Rule) -> Self {
+        Self {
+            id: rule.id,
+            name: rule.name,
+            destination_protocol: rule.destination_protocol.as_str(),
+            destination_ports: rule.destination_ports.to_string(),
+            source_users: rule.source_users,
+            source_groups: rule.source_groups,
+            source_servers: rule.source_servers,
+            source_servergroups: rule.source_servergroups,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PolicyOut {
+    pub id: i32,
+    pub name: String,
+    pub description: Option<String>,
+    pub rules: Vec<i32>,
+    pub servers: Vec<i32>,
+    pub servergroups: Vec<i32>,
+}
+
+impl From<Policy> for PolicyOut {
+    fn from(policy: Policy) -> Self {
+        Self {
+            id: policy.id,
+            name: policy.name,
+            description: policy.description,
+            rules: policy.rules,
+            servers: policy.servers,
+            servergroups: policy.servergroups,
+        }
+    }
 }

@@ -84,8 +84,17 @@ pub fn get(conn: &mut DbConnection) -> StoreResult<Config> {
     from_row(row.ok_or(StoreError::NotInitialised)?)
 }
 
-/// Applies a validated patch and returns the new Config.
-pub fn update(conn: &mut DbConnection, patch: ConfigPatch) -> StoreResult<Config> {
+/// A Config change and what it did to the network.
+#[derive(Debug, Clone)]
+pub struct ConfigChange {
+    pub config: Config,
+    /// Servers deleted because their UUID is now blacklisted (to be disconnected too).
+    pub removed_servers: Vec<evon_domain::server::Server>,
+}
+
+/// Applies a validated patch. Servers whose UUID the blacklist now names are deleted in the same
+/// transaction.
+pub fn update(conn: &mut DbConnection, patch: ConfigPatch) -> StoreResult<ConfigChange> {
     let mut value = get(conn)?;
     value.apply(patch);
     diesel::update(config::table.find(CONFIG_ID))
@@ -98,5 +107,9 @@ pub fn update(conn: &mut DbConnection, patch: ConfigPatch) -> StoreResult<Config
             config::uuid_whitelist.eq(value.uuid_whitelist.to_string()),
         ))
         .execute(conn)?;
-    Ok(value)
+    let removed_servers = crate::servers::delete_listed(conn, &value.uuid_blacklist)?;
+    Ok(ConfigChange {
+        config: value,
+        removed_servers,
+    })
 }

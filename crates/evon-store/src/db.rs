@@ -316,6 +316,8 @@ pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<()> {
 pub enum TransactionLock {
     /// Choosing the lowest free user address.
     UserAddresses = 1,
+    /// Choosing the lowest free server address and a free FQDN.
+    ServerRegistration = 2,
 }
 
 /// Takes a lock held until the current transaction ends. On PostgreSQL, concurrent writers that

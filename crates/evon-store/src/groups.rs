@@ -10,29 +10,16 @@ use evon_domain::{FieldErrors, Group, GroupPatch, PermissionId, Principal};
 
 use crate::db::DbConnection;
 use crate::error::{StoreError, StoreResult};
-use crate::relations::{first_missing, group_pairs, invalid_pk};
-use crate::schema::{user_group_members, user_group_permissions, user_groups};
+use crate::relations::{self, first_missing, invalid_pk};
+use crate::schema::user_groups;
 use crate::{to_i64, to_u64};
 
 pub const NAME_TAKEN: &str = "group with this name already exists.";
 
 fn hydrate(conn: &mut DbConnection, rows: Vec<(i32, String)>) -> StoreResult<Vec<Group>> {
     let ids: Vec<i32> = rows.iter().map(|(id, _)| *id).collect();
-    let mut members = group_pairs(
-        user_group_members::table
-            .filter(user_group_members::group_id.eq_any(&ids))
-            .select((user_group_members::group_id, user_group_members::user_id))
-            .load(conn)?,
-    );
-    let mut permissions = group_pairs(
-        user_group_permissions::table
-            .filter(user_group_permissions::group_id.eq_any(&ids))
-            .select((
-                user_group_permissions::group_id,
-                user_group_permissions::permission_id,
-            ))
-            .load(conn)?,
-    );
+    let mut members = relations::members_of_group::load(conn, &ids)?;
+    let mut permissions = relations::permissions_of_group::load(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|(id, name)| Group {
@@ -96,48 +83,6 @@ fn check_references(
     Ok(())
 }
 
-fn replace_members(conn: &mut DbConnection, group_id: i32, members: &[i32]) -> StoreResult<()> {
-    diesel::delete(user_group_members::table.filter(user_group_members::group_id.eq(group_id)))
-        .execute(conn)?;
-    let rows: Vec<_> = members
-        .iter()
-        .map(|u| {
-            (
-                user_group_members::user_id.eq(*u),
-                user_group_members::group_id.eq(group_id),
-            )
-        })
-        .collect();
-    if !rows.is_empty() {
-        crate::per_backend!(conn, c => diesel::insert_into(user_group_members::table).values(&rows).execute(c))?;
-    }
-    Ok(())
-}
-
-fn replace_permissions(
-    conn: &mut DbConnection,
-    group_id: i32,
-    permissions: &[PermissionId],
-) -> StoreResult<()> {
-    diesel::delete(
-        user_group_permissions::table.filter(user_group_permissions::group_id.eq(group_id)),
-    )
-    .execute(conn)?;
-    let rows: Vec<_> = permissions
-        .iter()
-        .map(|p| {
-            (
-                user_group_permissions::group_id.eq(group_id),
-                user_group_permissions::permission_id.eq(*p),
-            )
-        })
-        .collect();
-    if !rows.is_empty() {
-        crate::per_backend!(conn, c => diesel::insert_into(user_group_permissions::table).values(&rows).execute(c))?;
-    }
-    Ok(())
-}
-
 /// Creates a group. A non-superuser may only put permissions it holds into a group.
 pub fn create(
     conn: &mut DbConnection,
@@ -162,12 +107,12 @@ pub fn create(
         .filter(user_groups::name.eq(name))
         .select(user_groups::id)
         .first(conn)?;
-    replace_members(
+    relations::members_of_group::replace(
         conn,
         id,
         &canonical_ids(fields.user_set.clone().unwrap_or_default()),
     )?;
-    replace_permissions(conn, id, &permissions)?;
+    relations::permissions_of_group::replace(conn, id, &permissions)?;
     get(conn, id)
 }
 
@@ -229,10 +174,10 @@ pub fn update(
             .execute(conn)?;
     }
     if let Some(members) = &new_members {
-        replace_members(conn, id, members)?;
+        relations::members_of_group::replace(conn, id, members)?;
     }
     if let Some(permissions) = &new_permissions {
-        replace_permissions(conn, id, permissions)?;
+        relations::permissions_of_group::replace(conn, id, permissions)?;
     }
     get(conn, id)
 }
@@ -245,4 +190,12 @@ pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
     }
     diesel::delete(user_groups::table.find(id)).execute(conn)?;
     Ok(())
+}
+
+/// The ids among `ids` that name groups.
+pub(crate) fn existing_ids(conn: &mut DbConnection, ids: &[i32]) -> StoreResult<Vec<i32>> {
+    Ok(user_groups::table
+        .filter(user_groups::id.eq_any(ids))
+        .select(user_groups::id)
+        .load(conn)?)
 }

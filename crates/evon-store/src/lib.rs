@@ -12,8 +12,13 @@ pub mod db;
 pub mod error;
 pub mod groups;
 pub mod hub;
+pub mod network;
+pub mod policies;
 mod relations;
+pub mod rules;
 pub mod schema;
+pub mod server_groups;
+pub mod servers;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 pub mod users;

@@ -89,12 +89,99 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    servers (id) {
+        id -> Integer,
+        uuid -> Text,
+        fqdn -> Text,
+        ipv4_address -> Text,
+        connected -> Bool,
+        disconnected_since -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    rules (id) {
+        id -> Integer,
+        name -> Text,
+        destination_protocol -> Text,
+        destination_ports -> Text,
+    }
+}
+
+diesel::table! {
+    policies (id) {
+        id -> Integer,
+        name -> Text,
+        description -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    server_group_members (server_id, group_id) {
+        server_id -> Integer,
+        group_id -> Integer,
+    }
+}
+
+diesel::table! {
+    rule_source_users (rule_id, user_id) {
+        rule_id -> Integer,
+        user_id -> Integer,
+    }
+}
+
+diesel::table! {
+    rule_source_groups (rule_id, group_id) {
+        rule_id -> Integer,
+        group_id -> Integer,
+    }
+}
+
+diesel::table! {
+    rule_source_servers (rule_id, server_id) {
+        rule_id -> Integer,
+        server_id -> Integer,
+    }
+}
+
+diesel::table! {
+    rule_source_servergroups (rule_id, group_id) {
+        rule_id -> Integer,
+        group_id -> Integer,
+    }
+}
+
+diesel::table! {
+    policy_rules (policy_id, rule_id) {
+        policy_id -> Integer,
+        rule_id -> Integer,
+    }
+}
+
+diesel::table! {
+    policy_servers (policy_id, server_id) {
+        policy_id -> Integer,
+        server_id -> Integer,
+    }
+}
+
+diesel::table! {
+    policy_servergroups (policy_id, group_id) {
+        policy_id -> Integer,
+        group_id -> Integer,
+    }
+}
+
 diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(user_profiles -> users (user_id));
 diesel::joinable!(user_group_members -> users (user_id));
 diesel::joinable!(user_group_members -> user_groups (group_id));
 diesel::joinable!(user_permissions -> users (user_id));
 diesel::joinable!(user_group_permissions -> user_groups (group_id));
+diesel::joinable!(server_group_members -> servers (server_id));
+diesel::joinable!(server_group_members -> server_groups (group_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     hub,
@@ -107,4 +194,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_group_permissions,
     config,
     server_groups,
+    servers,
+    rules,
+    policies,
+    server_group_members,
+    rule_source_users,
+    rule_source_groups,
+    rule_source_servers,
+    rule_source_servergroups,
+    policy_rules,
+    policy_servers,
+    policy_servergroups,
 );

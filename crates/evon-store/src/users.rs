@@ -17,7 +17,7 @@ use evon_domain::{
 
 use crate::db::DbConnection;
 use crate::error::{StoreError, StoreResult};
-use crate::relations::{first_missing, group_pairs, invalid_pk};
+use crate::relations::{self, first_missing, invalid_pk};
 use crate::schema::{
     api_tokens, user_group_members, user_group_permissions, user_groups, user_permissions,
     user_profiles, users,
@@ -57,18 +57,8 @@ impl UserRow {
 /// Loads users with their relations: three queries whatever their number.
 fn hydrate(conn: &mut DbConnection, rows: Vec<UserRow>) -> StoreResult<Vec<User>> {
     let ids: Vec<i32> = rows.iter().map(|r| r.id).collect();
-    let mut groups = group_pairs(
-        user_group_members::table
-            .filter(user_group_members::user_id.eq_any(&ids))
-            .select((user_group_members::user_id, user_group_members::group_id))
-            .load(conn)?,
-    );
-    let mut permissions = group_pairs(
-        user_permissions::table
-            .filter(user_permissions::user_id.eq_any(&ids))
-            .select((user_permissions::user_id, user_permissions::permission_id))
-            .load(conn)?,
-    );
+    let mut groups = relations::user_groups_of_user::load(conn, &ids)?;
+    let mut permissions = relations::permissions_of_user::load(conn, &ids)?;
     Ok(rows
         .into_iter()
         .map(|row| {
@@ -196,8 +186,8 @@ pub fn insert_account(
         ))
         .execute(conn)?;
     let groups = groups_with_all_users(fields.groups.clone().unwrap_or_default());
-    replace_groups(conn, id, &groups)?;
-    replace_permissions(
+    relations::user_groups_of_user::replace(conn, id, &groups)?;
+    relations::permissions_of_user::replace(
         conn,
         id,
         &canonical_ids(fields.user_permissions.clone().unwrap_or_default()),
@@ -218,46 +208,6 @@ fn allocate_user_address(conn: &mut DbConnection, settings: &HubSettings) -> Sto
                 "Your overlay network is out of addresses! Consider deleting one or more users.",
             ))
         })
-}
-
-fn replace_groups(conn: &mut DbConnection, user_id: i32, groups: &[i32]) -> StoreResult<()> {
-    diesel::delete(user_group_members::table.filter(user_group_members::user_id.eq(user_id)))
-        .execute(conn)?;
-    let rows: Vec<_> = groups
-        .iter()
-        .map(|g| {
-            (
-                user_group_members::user_id.eq(user_id),
-                user_group_members::group_id.eq(*g),
-            )
-        })
-        .collect();
-    if !rows.is_empty() {
-        crate::per_backend!(conn, c => diesel::insert_into(user_group_members::table).values(&rows).execute(c))?;
-    }
-    Ok(())
-}
-
-fn replace_permissions(
-    conn: &mut DbConnection,
-    user_id: i32,
-    permissions: &[PermissionId],
-) -> StoreResult<()> {
-    diesel::delete(user_permissions::table.filter(user_permissions::user_id.eq(user_id)))
-        .execute(conn)?;
-    let rows: Vec<_> = permissions
-        .iter()
-        .map(|p| {
-            (
-                user_permissions::user_id.eq(user_id),
-                user_permissions::permission_id.eq(*p),
-            )
-        })
-        .collect();
-    if !rows.is_empty() {
-        crate::per_backend!(conn, c => diesel::insert_into(user_permissions::table).values(&rows).execute(c))?;
-    }
-    Ok(())
 }
 
 /// Checks what only stored state can tell about a user write: a free username and existing
@@ -397,10 +347,10 @@ pub fn update(
             .execute(conn)?;
     }
     if let Some(groups) = &new_groups {
-        replace_groups(conn, id, groups)?;
+        relations::user_groups_of_user::replace(conn, id, groups)?;
     }
     if let Some(permissions) = &fields.user_permissions {
-        replace_permissions(conn, id, &canonical_ids(permissions.clone()))?;
+        relations::permissions_of_user::replace(conn, id, &canonical_ids(permissions.clone()))?;
     }
     get(conn, id)
 }

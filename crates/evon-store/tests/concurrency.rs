@@ -157,3 +157,61 @@ fn racing_for_one_username_sqlite() {
 fn racing_for_one_username_postgres() {
     racing_for_one_username(Backend::Postgres);
 }
+
+/// 200 servers registering from 16 threads at once, all asking for the same name.
+fn registration_storm(backend: Backend) {
+    let (_db, store) = hub(backend);
+    let threads = 16;
+    let total = 200;
+    let barrier = Arc::new(Barrier::new(threads));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                (0..total)
+                    .filter(|n| n % threads == t)
+                    .map(|n| {
+                        let uuid = format!("{n:08x}-0000-4000-8000-000000000000");
+                        match store
+                            .write(|conn| evon_store::servers::register(conn, &uuid, "web"))
+                            .unwrap()
+                        {
+                            evon_store::servers::Registration::Allowed {
+                                server,
+                                created: true,
+                            } => server,
+                            other => panic!("{other:?}"),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let servers: Vec<_> = handles
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    assert_eq!(servers.len(), total);
+    let addresses: BTreeSet<_> = servers.iter().map(|s| s.ipv4_address).collect();
+    let fqdns: BTreeSet<_> = servers.iter().map(|s| s.fqdn.clone()).collect();
+    assert_eq!(addresses.len(), total, "no two servers share an address");
+    assert_eq!(fqdns.len(), total, "no two servers share a name");
+    let expected: BTreeSet<String> = std::iter::once("web.hub.example.com".to_owned())
+        .chain((1..total).map(|n| format!("web-{n}.hub.example.com")))
+        .collect();
+    assert_eq!(fqdns, expected);
+    let stored = store.read(evon_store::servers::count).unwrap();
+    assert_eq!(stored, total as u64);
+}
+
+#[test]
+fn registration_storm_sqlite() {
+    registration_storm(Backend::Sqlite);
+}
+
+#[test]
+fn registration_storm_postgres() {
+    registration_storm(Backend::Postgres);
+}

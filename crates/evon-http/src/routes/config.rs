@@ -49,8 +49,11 @@ async fn update(
         return Err(ApiError::NotFound);
     }
     let patch = forms::config(&body.object()?).map_err(ApiError::Validation)?;
-    let config = state
+    let change = state
         .write(move |conn| evon_store::config::update(conn, patch.clone()))
         .await?;
-    Ok(ok(&ConfigOut::from(config)))
+    for server in &change.removed_servers {
+        tracing::info!(server = server.id, fqdn = %server.fqdn, "blacklisted server deleted");
+    }
+    Ok(ok(&ConfigOut::from(change.config)))
 }

@@ -1,93 +1,184 @@
-//! `/api/group` and `/api/group/{id}`.
+//! `/api/group`, `/api/servergroup`, `/api/rule` and `/api/policy`: plain model resources.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use evon_domain::{Action, Model};
-use evon_store::groups;
+use evon_domain::pagination::Page;
+use evon_domain::policy::{Policy, PolicyPatch, Rule, RulePatch};
+use evon_domain::server::{ServerGroup, ServerGroupPatch};
+use evon_domain::{FieldErrors, Group, GroupPatch, Model, Principal};
+use evon_store::{groups, policies, rules, server_groups, DbConnection, StoreResult};
+use serde_json::{Map, Value};
 
-use super::{object_id, ok, resource};
-use crate::auth::Auth;
-use crate::body::Body;
-use crate::error::ApiError;
-use crate::forms::{self, Mode};
-use crate::pagination::load_page;
-use crate::state::AppState;
-use crate::wire::GroupOut;
+use super::crud::Resource;
+use crate::forms::{self, Mode, Parsed};
+use crate::wire::{GroupOut, PolicyOut, RuleOut, ServerGroupOut};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        resource("/api/group", "GET, POST, HEAD")
-            .route(web::get().to(list))
-            .route(web::head().to(list))
-            .route(web::post().to(create)),
-    );
-    cfg.service(
-        resource("/api/group/{id:\\d+}", "GET, PATCH, DELETE, HEAD")
-            .route(web::get().to(retrieve))
-            .route(web::head().to(retrieve))
-            .route(web::patch().to(update))
-            .route(web::delete().to(destroy)),
-    );
+pub(crate) struct Groups;
+
+impl Resource for Groups {
+    type Item = Group;
+    type Patch = GroupPatch;
+    type Out = GroupOut;
+    const MODEL: Model = Model::Group;
+    const PATH: &'static str = "/api/group";
+
+    fn form(body: &Map<String, Value>, mode: Mode) -> Parsed<GroupPatch> {
+        forms::group(body, mode)
+    }
+    fn count(conn: &mut DbConnection) -> StoreResult<u64> {
+        groups::count(conn)
+    }
+    fn list(conn: &mut DbConnection, page: &Page) -> StoreResult<Vec<Group>> {
+        groups::list(conn, page)
+    }
+    fn get(conn: &mut DbConnection, id: i32) -> StoreResult<Group> {
+        groups::get(conn, id)
+    }
+    fn create(
+        conn: &mut DbConnection,
+        actor: &Principal,
+        fields: &GroupPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Group> {
+        groups::create(conn, actor, fields, errors)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        actor: &Principal,
+        id: i32,
+        fields: &GroupPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Group> {
+        groups::update(conn, actor, id, fields, errors)
+    }
+    fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
+        groups::delete(conn, id)
+    }
 }
 
-async fn list(
-    state: web::Data<AppState>,
-    auth: Auth,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Model::Group, Action::View)?;
-    let page = load_page(&state, &req, groups::count, groups::list).await?;
-    Ok(ok(&page.map(GroupOut::from)))
+pub(crate) struct ServerGroups;
+
+impl Resource for ServerGroups {
+    type Item = ServerGroup;
+    type Patch = ServerGroupPatch;
+    type Out = ServerGroupOut;
+    const MODEL: Model = Model::ServerGroup;
+    const PATH: &'static str = "/api/servergroup";
+
+    fn form(body: &Map<String, Value>, mode: Mode) -> Parsed<ServerGroupPatch> {
+        forms::server_group(body, mode)
+    }
+    fn count(conn: &mut DbConnection) -> StoreResult<u64> {
+        server_groups::count(conn)
+    }
+    fn list(conn: &mut DbConnection, page: &Page) -> StoreResult<Vec<ServerGroup>> {
+        server_groups::list(conn, page)
+    }
+    fn get(conn: &mut DbConnection, id: i32) -> StoreResult<ServerGroup> {
+        server_groups::get(conn, id)
+    }
+    fn create(
+        conn: &mut DbConnection,
+        _: &Principal,
+        fields: &ServerGroupPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<ServerGroup> {
+        server_groups::create(conn, fields, errors)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        _: &Principal,
+        id: i32,
+        fields: &ServerGroupPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<ServerGroup> {
+        server_groups::update(conn, id, fields, errors)
+    }
+    fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
+        server_groups::delete(conn, id)
+    }
 }
 
-async fn create(
-    state: web::Data<AppState>,
-    auth: Auth,
-    body: Body,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Model::Group, Action::Add)?;
-    let form = forms::group(&body.object()?, Mode::Create);
-    let actor = auth.0;
-    let group = state
-        .write(move |conn| groups::create(conn, &actor, &form.fields, &form.errors))
-        .await?;
-    Ok(HttpResponse::Created().json(GroupOut::from(group)))
+pub(crate) struct Rules;
+
+impl Resource for Rules {
+    type Item = Rule;
+    type Patch = RulePatch;
+    type Out = RuleOut;
+    const MODEL: Model = Model::Rule;
+    const PATH: &'static str = "/api/rule";
+
+    fn form(body: &Map<String, Value>, mode: Mode) -> Parsed<RulePatch> {
+        forms::rule(body, mode)
+    }
+    fn count(conn: &mut DbConnection) -> StoreResult<u64> {
+        rules::count(conn)
+    }
+    fn list(conn: &mut DbConnection, page: &Page) -> StoreResult<Vec<Rule>> {
+        rules::list(conn, page)
+    }
+    fn get(conn: &mut DbConnection, id: i32) -> StoreResult<Rule> {
+        rules::get(conn, id)
+    }
+    fn create(
+        conn: &mut DbConnection,
+        _: &Principal,
+        fields: &RulePatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Rule> {
+        rules::create(conn, fields, errors)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        _: &Principal,
+        id: i32,
+        fields: &RulePatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Rule> {
+        rules::update(conn, id, fields, errors)
+    }
+    fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
+        rules::delete(conn, id)
+    }
 }
 
-async fn retrieve(
-    state: web::Data<AppState>,
-    auth: Auth,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Model::Group, Action::View)?;
-    let id = object_id(&id)?;
-    let group = state.read(move |conn| groups::get(conn, id)).await?;
-    Ok(ok(&GroupOut::from(group)))
-}
+pub(crate) struct Policies;
 
-async fn update(
-    state: web::Data<AppState>,
-    auth: Auth,
-    id: web::Path<String>,
-    body: Body,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Model::Group, Action::Change)?;
-    let id = object_id(&id)?;
-    state.read(move |conn| groups::get(conn, id)).await?;
-    let form = forms::group(&body.object()?, Mode::Patch);
-    let actor = auth.0;
-    let group = state
-        .write(move |conn| groups::update(conn, &actor, id, &form.fields, &form.errors))
-        .await?;
-    Ok(ok(&GroupOut::from(group)))
-}
+impl Resource for Policies {
+    type Item = Policy;
+    type Patch = PolicyPatch;
+    type Out = PolicyOut;
+    const MODEL: Model = Model::Policy;
+    const PATH: &'static str = "/api/policy";
 
-async fn destroy(
-    state: web::Data<AppState>,
-    auth: Auth,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Model::Group, Action::Delete)?;
-    let id = object_id(&id)?;
-    state.write(move |conn| groups::delete(conn, id)).await?;
-    Ok(HttpResponse::NoContent().finish())
+    fn form(body: &Map<String, Value>, mode: Mode) -> Parsed<PolicyPatch> {
+        forms::policy(body, mode)
+    }
+    fn count(conn: &mut DbConnection) -> StoreResult<u64> {
+        policies::count(conn)
+    }
+    fn list(conn: &mut DbConnection, page: &Page) -> StoreResult<Vec<Policy>> {
+        policies::list(conn, page)
+    }
+    fn get(conn: &mut DbConnection, id: i32) -> StoreResult<Policy> {
+        policies::get(conn, id)
+    }
+    fn create(
+        conn: &mut DbConnection,
+        _: &Principal,
+        fields: &PolicyPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Policy> {
+        policies::create(conn, fields, errors)
+    }
+    fn update(
+        conn: &mut DbConnection,
+        _: &Principal,
+        id: i32,
+        fields: &PolicyPatch,
+        errors: &FieldErrors,
+    ) -> StoreResult<Policy> {
+        policies::update(conn, id, fields, errors)
+    }
+    fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
+        policies::delete(conn, id)
+    }
 }

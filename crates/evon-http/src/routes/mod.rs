@@ -1,9 +1,11 @@
 //! The routes, one module per resource, and what every route shares.
 
 mod config;
+mod crud;
 mod groups;
 mod misc;
 mod profiles;
+mod servers;
 mod users;
 
 use std::time::Instant;
@@ -22,7 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     misc::configure(cfg);
     users::configure(cfg);
     profiles::configure(cfg);
-    groups::configure(cfg);
+    servers::configure(cfg);
+    crud::configure::<groups::Groups>(cfg);
+    crud::configure::<groups::ServerGroups>(cfg);
+    crud::configure::<groups::Rules>(cfg);
+    crud::configure::<groups::Policies>(cfg);
     config::configure(cfg);
 }
 

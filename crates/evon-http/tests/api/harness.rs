@@ -143,6 +143,24 @@ impl TestApp {
         response.body["id"].as_i64().unwrap()
     }
 
+    /// Registers a server as the OpenVPN hook does and returns its id.
+    pub fn register(&self, uuid: &str, hostname: &str) -> i64 {
+        let (uuid, hostname) = (uuid.to_owned(), hostname.to_owned());
+        match self
+            .store()
+            .write(move |conn| evon_store::servers::register(conn, &uuid, &hostname))
+            .unwrap()
+        {
+            evon_store::servers::Registration::Allowed { server, .. } => i64::from(server.id),
+            refused => panic!("registration refused: {refused:?}"),
+        }
+    }
+
+    /// The `n`th test server's UUID.
+    pub fn uuid(n: u32) -> String {
+        format!("{n:08x}-0000-4000-8000-000000000000")
+    }
+
     /// A user holding exactly `permissions`, through a group made for it.
     pub async fn user_with(&self, username: &str, permissions: &[i64]) -> (i64, String) {
         let (id, token) = self.user(username, json!({})).await;

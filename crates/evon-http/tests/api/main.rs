@@ -17,6 +17,8 @@ mod errors;
 mod escalation;
 mod groups;
 mod matrix;
+mod network;
 mod pagination;
 mod profiles;
+mod servers;
 mod users;

@@ -152,6 +152,117 @@ fn cases() -> Vec<Case> {
             None,
             204,
         ),
+        case(Method::GET, "/api/server", Authenticated, None, 200),
+        case(Method::HEAD, "/api/server", Authenticated, None, 200),
+        case(
+            Method::GET,
+            "/api/server/{server}",
+            Permission(11),
+            None,
+            200,
+        ),
+        case(
+            Method::HEAD,
+            "/api/server/{server}",
+            Permission(11),
+            None,
+            200,
+        ),
+        case(
+            Method::PATCH,
+            "/api/server/{server}",
+            Permission(9),
+            Some(json!({"server_groups": []})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/server/{fresh_server}",
+            Permission(10),
+            None,
+            204,
+        ),
+        case(Method::GET, "/api/servergroup", Permission(15), None, 200),
+        case(
+            Method::POST,
+            "/api/servergroup",
+            Permission(12),
+            Some(json!({"name": "{unique}", "server_set": []})),
+            201,
+        ),
+        case(
+            Method::GET,
+            "/api/servergroup/{servergroup}",
+            Permission(15),
+            None,
+            200,
+        ),
+        case(
+            Method::PATCH,
+            "/api/servergroup/{servergroup}",
+            Permission(13),
+            Some(json!({"description": "{unique}"})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/servergroup/{fresh_servergroup}",
+            Permission(14),
+            None,
+            204,
+        ),
+        case(Method::GET, "/api/rule", Permission(19), None, 200),
+        case(
+            Method::POST,
+            "/api/rule",
+            Permission(16),
+            Some(json!({"name": "{unique}", "destination_protocol": "ICMP"})),
+            201,
+        ),
+        case(Method::GET, "/api/rule/{rule}", Permission(19), None, 200),
+        case(
+            Method::PATCH,
+            "/api/rule/{rule}",
+            Permission(17),
+            Some(json!({"name": "{unique}"})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/rule/{fresh_rule}",
+            Permission(18),
+            None,
+            204,
+        ),
+        case(Method::GET, "/api/policy", Permission(23), None, 200),
+        case(
+            Method::POST,
+            "/api/policy",
+            Permission(20),
+            Some(json!({"name": "{unique}"})),
+            201,
+        ),
+        case(
+            Method::GET,
+            "/api/policy/{policy}",
+            Permission(23),
+            None,
+            200,
+        ),
+        case(
+            Method::PATCH,
+            "/api/policy/{policy}",
+            Permission(21),
+            Some(json!({"name": "{unique}"})),
+            200,
+        ),
+        case(
+            Method::DELETE,
+            "/api/policy/{fresh_policy}",
+            Permission(22),
+            None,
+            204,
+        ),
         case(Method::GET, "/api/config", Permission(25), None, 200),
         case(Method::HEAD, "/api/config", Permission(25), None, 200),
         case(
@@ -179,6 +290,28 @@ async fn permission_matrix(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (target, _) = app.user("target", json!({})).await;
     let group = app.group("Target group", &[], &[]).await;
+    let server = app.register(&TestApp::uuid(1), "target");
+    let servergroup = app
+        .post("/api/servergroup", json!({"name": "sg", "server_set": []}))
+        .send()
+        .await
+        .expect(201)["id"]
+        .clone();
+    let rule = app
+        .post(
+            "/api/rule",
+            json!({"name": "r", "destination_protocol": "ALL"}),
+        )
+        .send()
+        .await
+        .expect(201)["id"]
+        .clone();
+    let policy = app
+        .post("/api/policy", json!({"name": "p"}))
+        .send()
+        .await
+        .expect(201)["id"]
+        .clone();
     let (inactive_id, inactive_token) = app
         .user_with("inactive", &(1..=25).collect::<Vec<_>>())
         .await;
@@ -191,7 +324,7 @@ async fn permission_matrix(backend: Backend) {
     .expect(200);
     let (plain_id, plain_token) = app.user("plain", json!({})).await;
     let mut exact: HashMap<i64, (i64, String)> = HashMap::new();
-    let mut counter = 0;
+    let mut counter: u32 = 0;
     let mut table = Vec::new();
 
     for case in cases() {
@@ -227,6 +360,35 @@ async fn permission_matrix(backend: Backend) {
                 let (fresh, _) = app.user(&format!("fresh{counter}"), json!({})).await;
                 path = path.replace("{fresh_user}", &fresh.to_string());
             }
+            if path.contains("{fresh_server}") {
+                let fresh =
+                    app.register(&TestApp::uuid(1000 + counter), &format!("fresh{counter}"));
+                path = path.replace("{fresh_server}", &fresh.to_string());
+            }
+            for (placeholder, collection, body) in [
+                (
+                    "{fresh_servergroup}",
+                    "/api/servergroup",
+                    json!({"name": "fresh", "server_set": []}),
+                ),
+                (
+                    "{fresh_rule}",
+                    "/api/rule",
+                    json!({"name": "fresh", "destination_protocol": "ALL"}),
+                ),
+                ("{fresh_policy}", "/api/policy", json!({"name": "fresh"})),
+            ] {
+                if path.contains(placeholder) {
+                    let fresh =
+                        app.post(collection, body).send().await.expect(201)["id"].to_string();
+                    path = path.replace(placeholder, &fresh);
+                }
+            }
+            path = path
+                .replace("{server}", &server.to_string())
+                .replace("{servergroup}", &servergroup.to_string())
+                .replace("{rule}", &rule.to_string())
+                .replace("{policy}", &policy.to_string());
             if path.contains("{fresh_group}") {
                 let fresh = app.group(&format!("fresh{counter}"), &[], &[]).await;
                 path = path.replace("{fresh_group}", &fresh.to_string());
@@ -252,13 +414,13 @@ async fn permission_matrix(backend: Backend) {
             row.push(status.to_string());
         }
         table.push(format!(
-            "{:<7}{:<28}{}",
+            "{:<7}{:<38}{}",
             case.method.as_str(),
             case.path,
             row.join("  ")
         ));
     }
-    let header = format!("{:<35}{}", "", "none bad inactive without exact superuser");
+    let header = format!("{:<45}{}", "", "none bad inactive without exact superuser");
     insta::with_settings!({ prepend_module_to_snapshot => false, snapshot_path => "snapshots", omit_expression => true }, {
         insta::assert_snapshot!("permission_matrix", format!("{header}\n{}", table.join("\n")));
     });

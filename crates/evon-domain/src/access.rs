@@ -1,0 +1,491 @@
+//! The access engine: who may reach what, worked out from a plain snapshot of the network.
+//!
+//! A policy allows each of its rules toward each of its target servers (its servers and the
+//! members of its server groups); a rule names the sources it lets through (its users, the members
+//! of its groups, its servers, the members of its server groups). Everything is default deny.
+//!
+//! [`AccessIndex::build`] resolves every group to its members once, so that the work done is in
+//! proportion to the network and to the answers, never to users × servers: the HTTP layer asks
+//! "can this user reach this server" per row of a list, and the firewall renderer takes the flat
+//! allow-list. The snapshot may come from a store in the middle of a change, so ids that name
+//! nothing are ignored rather than trusted.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::rule::{PortSpec, Protocol};
+
+/// A user as the access engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserNode {
+    pub id: i32,
+    /// Inactive users reach nothing and are nobody's source.
+    pub active: bool,
+    pub address: Ipv4Addr,
+    /// The profile's `shared` flag: every connected system may reach this user's device.
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// A group of users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupNode {
+    pub id: i32,
+    /// User ids.
+    #[serde(default)]
+    pub members: Vec<i32>,
+}
+
+/// A server, by its overlay address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerNode {
+    pub id: i32,
+    pub address: Ipv4Addr,
+}
+
+/// A group of servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerGroupNode {
+    pub id: i32,
+    /// Server ids.
+    #[serde(default)]
+    pub members: Vec<i32>,
+}
+
+/// A rule: what it allows (protocol and ports) and from where (its sources).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleNode {
+    pub id: i32,
+    pub protocol: Protocol,
+    /// Canonical text in JSON (`"80,443"`); absent or `""` for ICMP and ALL.
+    #[serde(default)]
+    pub ports: PortSpec,
+    #[serde(default)]
+    pub source_users: Vec<i32>,
+    #[serde(default)]
+    pub source_groups: Vec<i32>,
+    #[serde(default)]
+    pub source_servers: Vec<i32>,
+    #[serde(default)]
+    pub source_servergroups: Vec<i32>,
+}
+
+/// A policy: its rules, allowed toward its targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyNode {
+    pub id: i32,
+    #[serde(default)]
+    pub rules: Vec<i32>,
+    #[serde(default)]
+    pub servers: Vec<i32>,
+    #[serde(default)]
+    pub servergroups: Vec<i32>,
+}
+
+/// Everything the access engine needs to know about the network, as plain values.
+///
+/// Relations may be given from one side only (group members, not user groups), and ids that
+/// name nothing are ignored. When two nodes of one kind share an id, the first one counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSnapshot {
+    pub users: Vec<UserNode>,
+    pub groups: Vec<GroupNode>,
+    pub servers: Vec<ServerNode>,
+    pub server_groups: Vec<ServerGroupNode>,
+    pub rules: Vec<RuleNode>,
+    pub policies: Vec<PolicyNode>,
+}
+
+/// One rule of one policy with every group resolved to its members: who is let through, to
+/// which servers, on what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolvedPair {
+    pub policy_id: i32,
+    pub rule_id: i32,
+    pub protocol: Protocol,
+    pub ports: PortSpec,
+    /// Active users, directly named or members of a source group; ascending, distinct.
+    pub source_users: Vec<i32>,
+    /// Servers, directly named or members of a source server group; ascending, distinct.
+    pub source_servers: Vec<i32>,
+    /// The policy's servers and the members of its server groups; ascending, distinct.
+    pub targets: Vec<i32>,
+}
+
+/// One line of the firewall's allow-list: traffic from any of `sources` to any of `targets` on
+/// `protocol` and `ports` is accepted. `ports` always suits `protocol` (empty for ICMP and ALL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AllowEntry {
+    pub policy_id: i32,
+    pub rule_id: i32,
+    /// Ascending, distinct; never empty.
+    pub sources: Vec<Ipv4Addr>,
+    /// Ascending, distinct; never empty.
+    pub targets: Vec<Ipv4Addr>,
+    pub protocol: Protocol,
+    pub ports: PortSpec,
+}
+
+/// The network's access, resolved once.
+#[derive(Debug, Clone, Default)]
+pub struct AccessIndex {
+    pairs: Vec<ResolvedPair>,
+    /// The targets of every policy, by the policy's position in id order.
+    policy_targets: Vec<Vec<i32>>,
+    /// Per user: the positions of the policies that let the user reach their targets, ascending.
+    /// Only active users that some policy lets reach a server are present.
+    user_policies: HashMap<i32, Vec<usize>>,
+    /// Per server: the positions of the policies that let some user reach it, ascending.
+    server_policies: HashMap<i32, Vec<usize>>,
+    /// Addresses of the active users.
+    user_addresses: HashMap<i32, Ipv4Addr>,
+    server_addresses: HashMap<i32, Ipv4Addr>,
+    shared_user_addresses: Vec<Ipv4Addr>,
+}
+
+/// A rule's effect once its groups are resolved, shared by every policy that holds it.
+struct ResolvedRule {
+    protocol: Protocol,
+    ports: PortSpec,
+    users: Vec<i32>,
+    servers: Vec<i32>,
+}
+
+impl AccessIndex {
+    /// Resolves the whole network. The work is linear in the number of nodes and relations plus
+    /// the size of the resolved pairs (each pair holds its own sources and targets).
+    ///
+    /// A rule whose ports do not suit its protocol (which [`PortSpec::parse`] never lets through)
+    /// is treated as absent: guessing what it meant could only widen access.
+    pub fn build(network: &NetworkSnapshot) -> Self {
+        let users = first_by_id(&network.users, |user| user.id);
+        let groups = first_by_id(&network.groups, |group| group.id);
+        let servers = first_by_id(&network.servers, |server| server.id);
+        let server_groups = first_by_id(&network.server_groups, |group| group.id);
+
+        let is_active_user = |id: &i32| users.get(id).is_some_and(|user| user.active);
+        let is_server = |id: &i32| servers.contains_key(id);
+
+        let mut rules: HashMap<i32, ResolvedRule> = HashMap::with_capacity(network.rules.len());
+        for rule in first_by_id(&network.rules, |rule| rule.id).into_values() {
+            if !rule.ports.suits(rule.protocol) {
+                continue;
+            }
+            let group_users = distinct(rule.source_groups.iter().copied())
+                .into_iter()
+                .filter_map(|id| groups.get(&id))
+                .flat_map(|group| group.members.iter().copied());
+            let users = distinct(
+                rule.source_users
+                    .iter()
+                    .copied()
+                    .chain(group_users)
+                    .filter(is_active_user),
+            );
+            let group_servers = distinct(rule.source_servergroups.iter().copied())
+                .into_iter()
+                .filter_map(|id| server_groups.get(&id))
+                .flat_map(|group| group.members.iter().copied());
+            let servers = distinct(
+                rule.source_servers
+                    .iter()
+                    .copied()
+                    .chain(group_servers)
+                    .filter(is_server),
+            );
+            rules.insert(
+                rule.id,
+                ResolvedRule {
+                    protocol: rule.protocol,
+                    ports: rule.ports.clone(),
+                    users,
+                    servers,
+                },
+            );
+        }
+
+        let mut policies: Vec<&PolicyNode> = network.policies.iter().collect();
+        // Stable, so that of two policies with one id the first stays first and is kept.
+        policies.sort_by_key(|policy| policy.id);
+        policies.dedup_by_key(|policy| policy.id);
+
+        let mut index = Self::default();
+        for policy in policies {
+            let group_targets = distinct(policy.servergroups.iter().copied())
+                .into_iter()
+                .filter_map(|id| server_groups.get(&id))
+                .flat_map(|group| group.members.iter().copied());
+            let targets = distinct(
+                policy
+                    .servers
+                    .iter()
+                    .copied()
+                    .chain(group_targets)
+                    .filter(is_server),
+            );
+            let position = index.policy_targets.len();
+            let mut lets_users_in = false;
+            for rule_id in distinct(policy.rules.iter().copied()) {
+                let Some(rule) = rules.get(&rule_id) else {
+                    continue;
+                };
+                if !targets.is_empty() {
+                    for &user in &rule.users {
+                        let reached = index.user_policies.entry(user).or_default();
+                        // Positions only grow, so checking the last one keeps the list distinct.
+                        if reached.last() != Some(&position) {
+                            reached.push(position);
+                        }
+                        lets_users_in = true;
+                    }
+                }
+                index.pairs.push(ResolvedPair {
+                    policy_id: policy.id,
+                    rule_id,
+                    protocol: rule.protocol,
+                    ports: rule.ports.clone(),
+                    source_users: rule.users.clone(),
+                    source_servers: rule.servers.clone(),
+                    targets: targets.clone(),
+                });
+            }
+            if lets_users_in {
+                for &server in &targets {
+                    index
+                        .server_policies
+                        .entry(server)
+                        .or_default()
+                        .push(position);
+                }
+            }
+            index.policy_targets.push(targets);
+        }
+
+        index.user_addresses = users
+            .iter()
+            .filter(|(_, user)| user.active)
+            .map(|(&id, user)| (id, user.address))
+            .collect();
+        index.server_addresses = servers
+            .iter()
+            .map(|(&id, server)| (id, server.address))
+            .collect();
+        index.shared_user_addresses = distinct(
+            users
+                .values()
+                .filter(|user| user.active && user.shared)
+                .map(|user| user.address),
+        );
+        index
+    }
+
+    /// Every rule of every policy (rules that exist), by policy id, then rule id. Pairs with no
+    /// source or no target are listed too: they allow nothing, but they are there.
+    pub fn resolved(&self) -> &[ResolvedPair] {
+        &self.pairs
+    }
+
+    /// Whether some policy targeting the server holds a rule that sources the user, directly or
+    /// through a group. Inactive and unknown users reach nothing; servers named as sources let
+    /// servers through, never users. Costs a few lookups in the policies of the user and the
+    /// server.
+    pub fn can_reach(&self, user_id: i32, server_id: i32) -> bool {
+        let (Some(of_user), Some(of_server)) = (
+            self.user_policies.get(&user_id),
+            self.server_policies.get(&server_id),
+        ) else {
+            return false;
+        };
+        let (fewer, more) = if of_user.len() <= of_server.len() {
+            (of_user, of_server)
+        } else {
+            (of_server, of_user)
+        };
+        fewer
+            .iter()
+            .any(|position| more.binary_search(position).is_ok())
+    }
+
+    /// The servers the user can reach, ascending: exactly those for which
+    /// [`AccessIndex::can_reach`] holds. Costs the total size of the targets of the policies
+    /// that let the user through.
+    pub fn reachable_servers(&self, user_id: i32) -> Vec<i32> {
+        let Some(positions) = self.user_policies.get(&user_id) else {
+            return Vec::new();
+        };
+        distinct(
+            positions
+                .iter()
+                .flat_map(|&position| self.policy_targets[position].iter().copied()),
+        )
+    }
+
+    /// The firewall's allow-list: one entry per resolved pair that has at least one source and
+    /// one target, by policy id, then rule id. Sources are the addresses of the pair's (active)
+    /// users and of its servers.
+    pub fn allow_list(&self) -> Vec<AllowEntry> {
+        self.pairs
+            .iter()
+            .filter_map(|pair| {
+                let sources = distinct(
+                    pair.source_users
+                        .iter()
+                        .filter_map(|id| self.user_addresses.get(id))
+                        .chain(
+                            pair.source_servers
+                                .iter()
+                                .filter_map(|id| self.server_addresses.get(id)),
+                        )
+                        .copied(),
+                );
+                let targets = distinct(
+                    pair.targets
+                        .iter()
+                        .filter_map(|id| self.server_addresses.get(id))
+                        .copied(),
+                );
+                (!sources.is_empty() && !targets.is_empty()).then(|| AllowEntry {
+                    policy_id: pair.policy_id,
+                    rule_id: pair.rule_id,
+                    sources,
+                    targets,
+                    protocol: pair.protocol,
+                    ports: pair.ports.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// Addresses of the active users whose profile is shared, ascending: the firewall accepts
+    /// all traffic to them.
+    pub fn shared_user_addresses(&self) -> Vec<Ipv4Addr> {
+        self.shared_user_addresses.clone()
+    }
+}
+
+/// Nodes by id; of two nodes with one id, the first.
+fn first_by_id<T>(nodes: &[T], id: impl Fn(&T) -> i32) -> HashMap<i32, &T> {
+    let mut by_id = HashMap::with_capacity(nodes.len());
+    for node in nodes {
+        by_id.entry(id(node)).or_insert(node);
+    }
+    by_id
+}
+
+/// The items ascending, each once.
+fn distinct<T: Ord>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut items: Vec<T> = items.into_iter().collect();
+    items.sort_unstable();
+    items.dedup();
+    items
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: i32, active: bool) -> UserNode {
+        UserNode {
+            id,
+            active,
+            address: Ipv4Addr::new(100, 111, 208, (id * 4 + 2) as u8),
+            shared: false,
+        }
+    }
+
+    fn server(id: i32) -> ServerNode {
+        ServerNode {
+            id,
+            address: Ipv4Addr::new(100, 111, 224, (id * 4 + 2) as u8),
+        }
+    }
+
+    fn rule(id: i32, protocol: Protocol, ports: &str, users: &[i32]) -> RuleNode {
+        RuleNode {
+            id,
+            protocol,
+            ports: PortSpec::parse_list(ports).unwrap(),
+            source_users: users.to_vec(),
+            source_groups: vec![],
+            source_servers: vec![],
+            source_servergroups: vec![],
+        }
+    }
+
+    fn policy(id: i32, rules: &[i32], servers: &[i32]) -> PolicyNode {
+        PolicyNode {
+            id,
+            rules: rules.to_vec(),
+            servers: servers.to_vec(),
+            servergroups: vec![],
+        }
+    }
+
+    #[test]
+    fn empty_network_allows_nothing() {
+        let index = AccessIndex::build(&NetworkSnapshot::default());
+        assert!(index.resolved().is_empty());
+        assert!(index.allow_list().is_empty());
+        assert!(index.shared_user_addresses().is_empty());
+        assert!(!index.can_reach(1, 1));
+        assert!(index.reachable_servers(1).is_empty());
+    }
+
+    #[test]
+    fn rules_whose_ports_do_not_suit_their_protocol_are_absent() {
+        let network = NetworkSnapshot {
+            users: vec![user(1, true)],
+            servers: vec![server(1)],
+            rules: vec![
+                rule(1, Protocol::Tcp, "", &[1]),
+                rule(2, Protocol::Icmp, "80", &[1]),
+                rule(3, Protocol::All, "1-65535", &[1]),
+            ],
+            policies: vec![policy(1, &[1, 2, 3], &[1])],
+            ..NetworkSnapshot::default()
+        };
+        let index = AccessIndex::build(&network);
+        assert!(index.resolved().is_empty());
+        assert!(!index.can_reach(1, 1));
+    }
+
+    #[test]
+    fn the_first_of_two_nodes_with_one_id_counts() {
+        let mut inactive_twin = user(1, false);
+        inactive_twin.shared = true;
+        let network = NetworkSnapshot {
+            users: vec![user(1, true), inactive_twin],
+            servers: vec![server(1)],
+            rules: vec![
+                rule(1, Protocol::Tcp, "22", &[1]),
+                rule(1, Protocol::Tcp, "80", &[]),
+            ],
+            policies: vec![policy(1, &[1], &[1]), policy(1, &[], &[])],
+            ..NetworkSnapshot::default()
+        };
+        let index = AccessIndex::build(&network);
+        assert_eq!(index.resolved().len(), 1);
+        assert_eq!(index.resolved()[0].ports.to_string(), "22");
+        assert!(index.can_reach(1, 1));
+        assert!(index.shared_user_addresses().is_empty());
+    }
+
+    #[test]
+    fn a_policy_listing_a_rule_twice_yields_one_pair() {
+        let network = NetworkSnapshot {
+            users: vec![user(1, true)],
+            servers: vec![server(1), server(2)],
+            rules: vec![rule(7, Protocol::Udp, "53", &[1, 1])],
+            policies: vec![policy(3, &[7, 7], &[2, 1, 2])],
+            ..NetworkSnapshot::default()
+        };
+        let index = AccessIndex::build(&network);
+        assert_eq!(index.resolved().len(), 1);
+        assert_eq!(index.resolved()[0].source_users, [1]);
+        assert_eq!(index.resolved()[0].targets, [1, 2]);
+        assert_eq!(index.reachable_servers(1), [1, 2]);
+    }
+}

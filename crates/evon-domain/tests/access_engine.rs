@@ -1,0 +1,458 @@
+//! The access engine against a naive model written straight from the access semantics (loops
+//! over everything, no indexes), on many generated networks full of dangling and duplicate ids;
+//! and the engine at the size of a large deployment.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use evon_domain::access::{
+    AccessIndex, AllowEntry, GroupNode, NetworkSnapshot, PolicyNode, ResolvedPair, RuleNode,
+    ServerGroupNode, ServerNode, UserNode,
+};
+use evon_domain::rule::{PortSpec, Protocol};
+
+/// The semantics, spelled out. Of two nodes with one id the first counts, as documented.
+struct Model<'a>(&'a NetworkSnapshot);
+
+impl Model<'_> {
+    fn user(&self, id: i32) -> Option<&UserNode> {
+        self.0.users.iter().find(|u| u.id == id)
+    }
+
+    fn server(&self, id: i32) -> Option<&ServerNode> {
+        self.0.servers.iter().find(|s| s.id == id)
+    }
+
+    fn active(&self, id: i32) -> bool {
+        self.user(id).is_some_and(|u| u.active)
+    }
+
+    fn in_group(&self, group: i32, user: i32) -> bool {
+        self.0
+            .groups
+            .iter()
+            .find(|g| g.id == group)
+            .is_some_and(|g| g.members.contains(&user))
+    }
+
+    fn in_server_group(&self, group: i32, server: i32) -> bool {
+        self.0
+            .server_groups
+            .iter()
+            .find(|g| g.id == group)
+            .is_some_and(|g| g.members.contains(&server))
+    }
+
+    fn rule(&self, id: i32) -> Option<&RuleNode> {
+        self.0
+            .rules
+            .iter()
+            .find(|r| r.id == id)
+            .filter(|r| r.ports.suits(r.protocol))
+    }
+
+    fn sources_user(&self, rule: &RuleNode, user: i32) -> bool {
+        self.active(user)
+            && (rule.source_users.contains(&user)
+                || rule.source_groups.iter().any(|&g| self.in_group(g, user)))
+    }
+
+    fn sources_server(&self, rule: &RuleNode, server: i32) -> bool {
+        self.server(server).is_some()
+            && (rule.source_servers.contains(&server)
+                || rule
+                    .source_servergroups
+                    .iter()
+                    .any(|&g| self.in_server_group(g, server)))
+    }
+
+    fn targets(&self, policy: &PolicyNode, server: i32) -> bool {
+        self.server(server).is_some()
+            && (policy.servers.contains(&server)
+                || policy
+                    .servergroups
+                    .iter()
+                    .any(|&g| self.in_server_group(g, server)))
+    }
+
+    fn user_ids(&self) -> Vec<i32> {
+        let ids: BTreeSet<i32> = self.0.users.iter().map(|u| u.id).collect();
+        ids.into_iter().collect()
+    }
+
+    fn server_ids(&self) -> Vec<i32> {
+        let ids: BTreeSet<i32> = self.0.servers.iter().map(|s| s.id).collect();
+        ids.into_iter().collect()
+    }
+
+    fn policies(&self) -> Vec<&PolicyNode> {
+        let ids: BTreeSet<i32> = self.0.policies.iter().map(|p| p.id).collect();
+        ids.into_iter()
+            .filter_map(|id| self.0.policies.iter().find(|p| p.id == id))
+            .collect()
+    }
+
+    fn resolved(&self) -> Vec<ResolvedPair> {
+        let mut pairs = Vec::new();
+        for policy in self.policies() {
+            let rule_ids: BTreeSet<i32> = policy.rules.iter().copied().collect();
+            for rule in rule_ids.into_iter().filter_map(|id| self.rule(id)) {
+                pairs.push(ResolvedPair {
+                    policy_id: policy.id,
+                    rule_id: rule.id,
+                    protocol: rule.protocol,
+                    ports: rule.ports.clone(),
+                    source_users: self
+                        .user_ids()
+                        .into_iter()
+                        .filter(|&u| self.sources_user(rule, u))
+                        .collect(),
+                    source_servers: self
+                        .server_ids()
+                        .into_iter()
+                        .filter(|&s| self.sources_server(rule, s))
+                        .collect(),
+                    targets: self
+                        .server_ids()
+                        .into_iter()
+                        .filter(|&s| self.targets(policy, s))
+                        .collect(),
+                });
+            }
+        }
+        pairs
+    }
+
+    fn can_reach(&self, user: i32, server: i32) -> bool {
+        self.policies().iter().any(|policy| {
+            self.targets(policy, server)
+                && policy
+                    .rules
+                    .iter()
+                    .filter_map(|&id| self.rule(id))
+                    .any(|rule| self.sources_user(rule, user))
+        })
+    }
+
+    fn allow_list(&self) -> Vec<AllowEntry> {
+        self.resolved()
+            .into_iter()
+            .filter_map(|pair| {
+                let sources: BTreeSet<Ipv4Addr> = pair
+                    .source_users
+                    .iter()
+                    .filter_map(|&u| self.user(u))
+                    .map(|u| u.address)
+                    .chain(
+                        pair.source_servers
+                            .iter()
+                            .filter_map(|&s| self.server(s))
+                            .map(|s| s.address),
+                    )
+                    .collect();
+                let targets: BTreeSet<Ipv4Addr> = pair
+                    .targets
+                    .iter()
+                    .filter_map(|&s| self.server(s))
+                    .map(|s| s.address)
+                    .collect();
+                (!sources.is_empty() && !targets.is_empty()).then(|| AllowEntry {
+                    policy_id: pair.policy_id,
+                    rule_id: pair.rule_id,
+                    sources: sources.into_iter().collect(),
+                    targets: targets.into_iter().collect(),
+                    protocol: pair.protocol,
+                    ports: pair.ports,
+                })
+            })
+            .collect()
+    }
+
+    fn shared(&self) -> Vec<Ipv4Addr> {
+        let shared: BTreeSet<Ipv4Addr> = self
+            .user_ids()
+            .into_iter()
+            .filter_map(|id| self.user(id))
+            .filter(|u| u.active && u.shared)
+            .map(|u| u.address)
+            .collect();
+        shared.into_iter().collect()
+    }
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    /// An id from 1 to `max`, or now and then one that names nothing.
+    fn id(&mut self, max: i32) -> i32 {
+        if self.chance(10) {
+            1000 + self.below(5) as i32
+        } else {
+            1 + self.below(max as u64) as i32
+        }
+    }
+
+    fn ids(&mut self, max: i32, most: u64) -> Vec<i32> {
+        (0..self.below(most + 1)).map(|_| self.id(max)).collect()
+    }
+}
+
+/// The n-th address handed out from `100.111.<third>.0`: `.6`, `.10`, `.14`, …
+fn address(third: u8, n: usize) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 111, third, 0)) + n as u32 * 4 + 6)
+}
+
+fn random_network(rng: &mut XorShift) -> NetworkSnapshot {
+    let (n_users, n_servers) = (1 + rng.below(8) as i32, 1 + rng.below(8) as i32);
+    let (n_groups, n_server_groups) = (rng.below(4) as i32, rng.below(4) as i32);
+    let (n_rules, n_policies) = (rng.below(6) as i32, rng.below(5) as i32);
+    let mut network = NetworkSnapshot::default();
+    for n in 0..n_users as usize + rng.below(2) as usize {
+        network.users.push(UserNode {
+            // Ids repeat now and then: the first user with an id counts.
+            id: 1 + (n as i32 % n_users),
+            active: rng.chance(75),
+            address: address(208, n),
+            shared: rng.chance(30),
+        });
+    }
+    for n in 0..n_servers as usize {
+        network.servers.push(ServerNode {
+            id: n as i32 + 1,
+            address: address(224, n),
+        });
+    }
+    for id in 1..=n_groups {
+        network.groups.push(GroupNode {
+            id,
+            members: rng.ids(n_users, 4),
+        });
+    }
+    for id in 1..=n_server_groups {
+        network.server_groups.push(ServerGroupNode {
+            id,
+            members: rng.ids(n_servers, 4),
+        });
+    }
+    for id in 1..=n_rules {
+        let protocol = Protocol::CHOICES[rng.below(4) as usize];
+        let text = match (protocol.takes_ports(), rng.chance(8)) {
+            (true, false) => "22,80-90",
+            (false, false) => "",
+            // Now and then a rule whose ports do not suit its protocol.
+            (true, true) => "",
+            (false, true) => "7",
+        };
+        network.rules.push(RuleNode {
+            id,
+            protocol,
+            ports: PortSpec::parse_list(text).unwrap(),
+            source_users: rng.ids(n_users, 2),
+            source_groups: rng.ids(n_groups.max(1), 2),
+            source_servers: rng.ids(n_servers, 2),
+            source_servergroups: rng.ids(n_server_groups.max(1), 2),
+        });
+    }
+    for _ in 0..n_policies {
+        network.policies.push(PolicyNode {
+            id: rng.id(n_policies.max(1)),
+            rules: rng.ids(n_rules.max(1), 3),
+            servers: rng.ids(n_servers, 2),
+            servergroups: rng.ids(n_server_groups.max(1), 2),
+        });
+    }
+    network
+}
+
+#[test]
+fn engine_agrees_with_the_naive_model() {
+    let mut rng = XorShift(0x0123_4567_89ab_cdef);
+    let mut reached = 0;
+    for round in 0..3_000 {
+        let network = random_network(&mut rng);
+        let index = AccessIndex::build(&network);
+        let model = Model(&network);
+        assert_eq!(
+            index.resolved(),
+            model.resolved(),
+            "round {round}: {network:#?}"
+        );
+        assert_eq!(index.allow_list(), model.allow_list(), "round {round}");
+        assert_eq!(
+            index.shared_user_addresses(),
+            model.shared(),
+            "round {round}"
+        );
+        let servers: Vec<i32> = (-1..=9).chain([1000, 1001]).collect();
+        for user in (-1..=9).chain([1000, 1001]) {
+            let expected: Vec<i32> = servers
+                .iter()
+                .copied()
+                .filter(|&s| model.can_reach(user, s))
+                .collect();
+            for &server in &servers {
+                assert_eq!(
+                    index.can_reach(user, server),
+                    model.can_reach(user, server),
+                    "round {round}: user {user} server {server}: {network:#?}"
+                );
+            }
+            assert_eq!(index.reachable_servers(user), expected, "round {round}");
+            reached += expected.len();
+        }
+    }
+    assert!(
+        reached > 1_000,
+        "the generator should produce reachable servers"
+    );
+}
+
+#[test]
+fn snapshots_read_from_json_with_defaults_and_validated_ports() {
+    let network: NetworkSnapshot = serde_json::from_str(
+        r#"{"users": [{"id": 1, "active": true, "address": "100.111.208.6"}],
+            "rules": [{"id": 1, "protocol": "ICMP"}],
+            "policies": [{"id": 1}]}"#,
+    )
+    .unwrap();
+    assert!(!network.users[0].shared);
+    assert!(network.rules[0].ports.is_empty() && network.rules[0].source_users.is_empty());
+    assert!(network.servers.is_empty() && network.policies[0].rules.is_empty());
+    assert_eq!(
+        serde_json::from_str::<NetworkSnapshot>("{}").unwrap(),
+        NetworkSnapshot::default()
+    );
+
+    let error = serde_json::from_str::<NetworkSnapshot>(
+        r#"{"rules": [{"id": 1, "protocol": "TCP", "ports": "80,70000"}]}"#,
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("Port '70000' is out of range, ports must be between 0 and 65535."),
+        "{error}"
+    );
+    assert!(serde_json::from_str::<NetworkSnapshot>(
+        r#"{"rules": [{"id": 1, "protocol": "tcp", "ports": "80"}]}"#
+    )
+    .is_err());
+}
+
+/// A large deployment: 2,000 users and 10,000 servers, everyone in All Users and All Servers,
+/// several policies aimed at All Servers for All Users (the case that makes naive per-user unions
+/// blow up), plus many small groups and policies.
+#[test]
+fn large_network_builds_and_answers_quickly() {
+    const USERS: i32 = 2_000;
+    const SERVERS: i32 = 10_000;
+    let mut network = NetworkSnapshot {
+        users: (1..=USERS)
+            .map(|id| UserNode {
+                id,
+                active: id % 50 != 0,
+                address: address(208, id as usize),
+                shared: id % 500 == 7,
+            })
+            .collect(),
+        servers: (1..=SERVERS)
+            .map(|id| ServerNode {
+                id,
+                address: address(224, id as usize),
+            })
+            .collect(),
+        ..NetworkSnapshot::default()
+    };
+    network.groups.push(GroupNode {
+        id: 1,
+        members: (1..=USERS).collect(),
+    });
+    network.server_groups.push(ServerGroupNode {
+        id: 1,
+        members: (1..=SERVERS).collect(),
+    });
+    for g in 2..=100 {
+        network.groups.push(GroupNode {
+            id: g,
+            members: (0..40).map(|k| (g * 37 + k * 13) % USERS + 1).collect(),
+        });
+        network.server_groups.push(ServerGroupNode {
+            id: g,
+            members: (0..100).map(|k| (g * 101 + k * 7) % SERVERS + 1).collect(),
+        });
+    }
+    for r in 1..=300 {
+        network.rules.push(RuleNode {
+            id: r,
+            protocol: Protocol::Tcp,
+            ports: PortSpec::parse(Protocol::Tcp, &format!("{}", 1000 + r)).unwrap(),
+            source_users: vec![r % USERS + 1],
+            source_groups: if r <= 5 { vec![1] } else { vec![r % 99 + 2] },
+            source_servers: vec![r * 3 % SERVERS + 1],
+            source_servergroups: vec![],
+        });
+    }
+    for p in 1..=100 {
+        network.policies.push(PolicyNode {
+            id: p,
+            rules: (0..3).map(|k| (p * 3 + k) % 300 + 1).collect(),
+            servers: vec![p * 17 % SERVERS + 1],
+            servergroups: if p <= 5 { vec![1] } else { vec![p % 99 + 2] },
+        });
+    }
+    // Policies 1 to 5 aim All Servers; make each hold one of the rules sourcing All Users.
+    for p in 1..=5 {
+        network.policies[p - 1].rules.push(p as i32);
+    }
+
+    let started = Instant::now();
+    let index = AccessIndex::build(&network);
+    let built = started.elapsed();
+
+    let started = Instant::now();
+    let mut reachable = 0;
+    for user in (1..=USERS).step_by(20) {
+        reachable += index.reachable_servers(user).len();
+    }
+    let mut granted = 0;
+    for user in 1..=USERS {
+        for server in (1..=SERVERS).step_by(97) {
+            granted += usize::from(index.can_reach(user, server));
+        }
+    }
+    let entries = index.allow_list();
+    let answered = started.elapsed();
+    eprintln!("built in {built:?}, answered in {answered:?}");
+
+    // Every active user is in All Users, which policies 1 to 5 let reach every server.
+    assert_eq!(index.reachable_servers(1).len(), SERVERS as usize);
+    assert!(index.reachable_servers(50).is_empty(), "inactive");
+    assert!(reachable >= 95 * SERVERS as usize);
+    assert_eq!(
+        granted,
+        (USERS - USERS / 50) as usize * (1..=SERVERS).step_by(97).count()
+    );
+    assert_eq!(entries.len(), index.resolved().len());
+    assert_eq!(index.shared_user_addresses().len(), 4);
+    // Generous enough for a debug build on a busy machine, far below what a users × servers
+    // pass over many policies would take.
+    assert!(built.as_secs() < 20 && answered.as_secs() < 20);
+}

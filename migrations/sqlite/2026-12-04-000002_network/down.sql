@@ -1,0 +1,11 @@
+DROP TABLE policy_servergroups;
+DROP TABLE policy_servers;
+DROP TABLE policy_rules;
+DROP TABLE policies;
+DROP TABLE rule_source_servergroups;
+DROP TABLE rule_source_servers;
+DROP TABLE rule_source_groups;
+DROP TABLE rule_source_users;
+DROP TABLE rules;
+DROP TABLE server_group_members;
+DROP TABLE servers;

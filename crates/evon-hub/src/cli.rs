@@ -13,11 +13,13 @@ use clap::{Args, Parser, Subcommand};
     about = "The hub of an OpenVPN hub-and-spoke overlay network"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub location: Location,
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Where the hub keeps its state; shared by every subcommand.
+/// Where the hub keeps its state; shared by every subcommand, and accepted before or after it.
 #[derive(Debug, Clone, Args)]
 pub struct Location {
     /// Directory for the embedded database, the hub key and evon-hub.toml [default: ./evon-data]
@@ -37,8 +39,6 @@ pub struct Location {
 pub enum Command {
     /// Run the HTTP API (initialising an empty database first)
     Serve {
-        #[command(flatten)]
-        location: Location,
         /// Address to listen on [default: 127.0.0.1:8000]
         #[arg(long, env = "EVON_HUB_BIND")]
         bind: Option<String>,
@@ -51,8 +51,6 @@ pub enum Command {
     },
     /// Create the schema, the built-in accounts and the hub key
     Init {
-        #[command(flatten)]
-        location: Location,
         /// Account domain that server names end with [default: hub.evon.local]
         #[arg(long, env = "EVON_HUB_DOMAIN")]
         domain: Option<String>,
@@ -74,18 +72,13 @@ pub enum Command {
         action: UserCommand,
     },
     /// Apply pending database migrations
-    Migrate {
-        #[command(flatten)]
-        location: Location,
-    },
+    Migrate,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
     /// Replace a user's token; the old one stops working at once
     Rotate {
-        #[command(flatten)]
-        location: Location,
         username: String,
         /// Print {"token": "..."}
         #[arg(long)]
@@ -96,9 +89,5 @@ pub enum TokenCommand {
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Set a user's password, read from standard input
-    SetPassword {
-        #[command(flatten)]
-        location: Location,
-        username: String,
-    },
+    SetPassword { username: String },
 }

@@ -11,7 +11,7 @@ use evon_store::{OpenMode, PoolOptions, Store, StoreError};
 use serde::Serialize;
 
 use crate::cli::{Cli, Command, Location, TokenCommand, UserCommand};
-use crate::settings::{self, Resolved, DEFAULT_BIND};
+use crate::settings::{self, ConfigError, Resolved, DEFAULT_BIND};
 
 /// Logs go to stderr; `EVON_HUB_LOG` takes a tracing filter. Commands other than `serve` print
 /// their own results on stdout, so they log only warnings by default.
@@ -36,51 +36,67 @@ pub fn exit_code(error: &anyhow::Error) -> u8 {
         Some(StoreError::NotFound) => 1,
         Some(_) => 2,
         None if error.downcast_ref::<evon_crypto::HubKeyError>().is_some() => 2,
+        None if error.downcast_ref::<settings::ConfigError>().is_some() => 2,
         None if error.downcast_ref::<std::io::Error>().is_some() => 2,
         None => 1,
     }
 }
 
 pub fn run(cli: Cli) -> Result<()> {
+    let location = &cli.location;
     match cli.command {
         Command::Serve {
-            location,
             bind,
             public_url,
             workers,
-        } => serve(&location, bind, public_url, workers),
+        } => serve(location, bind, public_url, workers),
         Command::Init {
-            location,
             domain,
             subnet_key,
             json,
-        } => init(&location, domain, subnet_key, json),
+        } => init(location, domain, subnet_key, json),
         Command::Token {
-            action:
-                TokenCommand::Rotate {
-                    location,
-                    username,
-                    json,
-                },
-        } => rotate_token(&location, &username, json),
+            action: TokenCommand::Rotate { username, json },
+        } => rotate_token(location, &username, json),
         Command::User {
-            action: UserCommand::SetPassword { location, username },
-        } => set_password(&location, &username),
-        Command::Migrate { location } => {
-            let resolved = settings::resolve(&location)?;
-            open(&resolved, OpenMode::MustExist)?;
+            action: UserCommand::SetPassword { username },
+        } => set_password(location, &username),
+        Command::Migrate => {
+            let resolved = settings::resolve(location)?;
+            drop(open_once(&resolved, OpenMode::MustExist)?);
             eprintln!("migrations applied to {}", resolved.database.redacted());
             Ok(())
         }
     }
 }
 
-fn open(resolved: &Resolved, mode: OpenMode) -> Result<Store> {
-    Ok(Store::open(
-        &resolved.database,
-        mode,
-        &PoolOptions::default(),
-    )?)
+/// A store for a command that makes a few queries and exits. Its pool keeps no idle
+/// connections and opens none in the background: a connection being set up by r2d2's worker
+/// while the process exits can crash in libpq's TLS teardown.
+fn open_once(resolved: &Resolved, mode: OpenMode) -> Result<Store> {
+    let options = PoolOptions {
+        max_size: 1,
+        min_idle: Some(0),
+        ..PoolOptions::default()
+    };
+    Ok(Store::open(&resolved.database, mode, &options)?)
+}
+
+/// Opens the store for `init` and `serve`, creating the data directory first if needed; when
+/// the database cannot be opened, a directory this call created is removed again, so that a
+/// failed start leaves nothing behind.
+fn open_creating_data_dir(
+    resolved: &Resolved,
+    open: impl FnOnce(&Resolved, OpenMode) -> Result<Store>,
+) -> Result<Store> {
+    let created = !resolved.data_dir.exists();
+    settings::ensure_data_dir(&resolved.data_dir)?;
+    open(resolved, OpenMode::CreateIfMissing).inspect_err(|_| {
+        if created {
+            // remove_dir only removes an empty directory: nothing of anyone's is lost.
+            let _ = std::fs::remove_dir(&resolved.data_dir);
+        }
+    })
 }
 
 /// The secrets `init` makes, shown once.
@@ -128,17 +144,18 @@ fn init(
 ) -> Result<()> {
     let settings = HubSettings {
         domain: HubSettings::parse_domain(domain.as_deref().unwrap_or(DEFAULT_DOMAIN))
-            .map_err(|e| anyhow!(e))?,
+            .map_err(ConfigError)?,
         subnet_key: match subnet_key {
-            Some(text) => SubnetKey::parse(&text).map_err(|e| anyhow!(e))?,
+            Some(text) => SubnetKey::parse(&text).map_err(ConfigError)?,
             None => SubnetKey::new(DEFAULT_SUBNET_KEY),
         },
     };
     let resolved = settings::resolve(location)?;
-    settings::ensure_data_dir(&resolved.data_dir)?;
+    let store = open_creating_data_dir(&resolved, open_once)?;
     HubKey::load_or_create(&resolved.key_path())?;
-    let store = open(&resolved, OpenMode::CreateIfMissing)?;
-    match initialise(&store, &settings)? {
+    let outcome = initialise(&store, &settings);
+    drop(store);
+    match outcome? {
         None => eprintln!(
             "the hub at {} is already initialised; nothing changed",
             resolved.database.redacted()
@@ -166,8 +183,15 @@ fn serve(
         None => None,
     };
     let workers = workers.or(resolved.file.workers);
-    settings::ensure_data_dir(&resolved.data_dir)?;
-    let store = open(&resolved, OpenMode::CreateIfMissing)?;
+    let store = open_creating_data_dir(&resolved, |resolved, mode| {
+        Ok(Store::open(
+            &resolved.database,
+            mode,
+            &PoolOptions::default(),
+        )?)
+    })?;
+    // Refuse to run with a key others can read, before anything is initialised with it.
+    HubKey::load_or_create(&resolved.key_path())?;
     let defaults = HubSettings {
         domain: DEFAULT_DOMAIN.to_owned(),
         subnet_key: SubnetKey::new(DEFAULT_SUBNET_KEY),
@@ -175,8 +199,6 @@ fn serve(
     if let Some(credentials) = initialise(&store, &defaults)? {
         print_credentials(&credentials);
     }
-    // Refuse to run with a key others can read; create it on a hub initialised elsewhere.
-    HubKey::load_or_create(&resolved.key_path())?;
     let hub_settings = store.read(evon_store::hub::settings)?;
     let state = actix_web::web::Data::new(evon_http::AppState {
         store,
@@ -203,7 +225,7 @@ fn serve(
 }
 
 fn rotate_token(location: &Location, username: &str, json: bool) -> Result<()> {
-    let store = open(&settings::resolve(location)?, OpenMode::MustExist)?;
+    let store = open_once(&settings::resolve(location)?, OpenMode::MustExist)?;
     let token = store
         .write(|conn| evon_store::users::rotate_token(conn, username))
         .map_err(|e| match e {
@@ -211,7 +233,9 @@ fn rotate_token(location: &Location, username: &str, json: bool) -> Result<()> {
                 anyhow!(StoreError::NotFound).context(format!("no user named {username:?}"))
             }
             other => anyhow!(other),
-        })?;
+        });
+    drop(store);
+    let token = token?;
     if json {
         println!("{}", serde_json::json!({ "token": token.reveal() }));
     } else {
@@ -221,7 +245,17 @@ fn rotate_token(location: &Location, username: &str, json: bool) -> Result<()> {
 }
 
 fn set_password(location: &Location, username: &str) -> Result<()> {
-    let store = open(&settings::resolve(location)?, OpenMode::MustExist)?;
+    let store = open_once(&settings::resolve(location)?, OpenMode::MustExist)?;
+    // Ask for no password for a user that does not exist.
+    if let Err(error) = store.read(|conn| evon_store::users::id_by_username(conn, username)) {
+        drop(store);
+        return Err(match error {
+            StoreError::NotFound => {
+                anyhow!(StoreError::NotFound).context(format!("no user named {username:?}"))
+            }
+            other => anyhow!(other),
+        });
+    }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         eprint!("New password for {username}: ");
@@ -238,7 +272,9 @@ fn set_password(location: &Location, username: &str) -> Result<()> {
     let password =
         evon_domain::validate::password(password).map_err(|e| anyhow!("password: {e}"))?;
     let hash = hash_password(&password).map_err(|e| anyhow!(e))?;
-    match store.write(|conn| evon_store::users::set_password_hash(conn, username, &hash)) {
+    let outcome = store.write(|conn| evon_store::users::set_password_hash(conn, username, &hash));
+    drop(store);
+    match outcome {
         Ok(()) => {
             eprintln!("password of {username} changed");
             Ok(())

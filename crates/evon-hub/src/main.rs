@@ -16,7 +16,12 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line: the cause chain joined, never a backtrace or a panic.
             let message: Vec<String> = error.chain().map(ToString::to_string).collect();
-            eprintln!("evon-hub: error: {}", message.join(": "));
+            let line = message
+                .join(": ")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("evon-hub: error: {line}");
             ExitCode::from(commands::exit_code(&error))
         }
     }

@@ -15,6 +15,11 @@ pub const CONFIG_FILE: &str = "evon-hub.toml";
 pub const DATABASE_FILE: &str = "evon-hub.sqlite3";
 pub const KEY_FILE: &str = "hub.key";
 
+/// A setting that is wrong: a bad file, value or URL. Exit code 2, like a usage error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 /// The optional file of settings in the data directory.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,9 +47,22 @@ impl Resolved {
 fn read_file_settings(data_dir: &Path) -> Result<FileSettings> {
     let path = data_dir.join(CONFIG_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid {}", path.display())),
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            // toml's message quotes the offending line over several lines; keep the first.
+            let reason = e
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid syntax")
+                .to_owned();
+            let at = e
+                .span()
+                .map(|span| format!(" at byte {}", span.start))
+                .unwrap_or_default();
+            ConfigError(format!("invalid {}{at}: {reason}", path.display())).into()
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileSettings::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => Err(ConfigError(format!("cannot read {}: {e}", path.display())).into()),
     }
 }
 

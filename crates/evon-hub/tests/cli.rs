@@ -506,8 +506,6 @@ fn unsupported_database_url_from_the_environment_exits_2() {
 
 /// `--database-url` is declared `global`, so it ought to work before the subcommand too.
 #[test]
-#[ignore = "bug: options before the subcommand are rejected by clap with a multi-line usage \
-            error (`evon-hub --database-url mysql://x@y/z migrate`)"]
 fn database_url_before_the_subcommand_is_a_one_line_error() {
     let cwd = tempfile::tempdir().unwrap();
     for command in ["migrate", "init"] {
@@ -695,8 +693,6 @@ fn database_url_comes_from_flag_then_environment_then_file() {
 }
 
 #[test]
-#[ignore = "bug: an invalid evon-hub.toml gives a multi-line error (toml's snippet) and exit \
-            code 1, not 2 (`evon-hub migrate --data-dir D` with `bogus = 1` in D/evon-hub.toml)"]
 fn invalid_config_file_is_a_one_line_error_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("evon-hub.toml"), "bogus = 1\n").unwrap();
@@ -938,8 +934,6 @@ fn postgres_init_rotate_and_set_password() {
 
 /// One-shot commands on PostgreSQL must exit cleanly every time, not just usually.
 #[test]
-#[ignore = "bug: one-shot commands on PostgreSQL sometimes die of SIGSEGV at exit (OpenSSL's \
-            atexit cleanup races r2d2's background connect); run with --ignored to reproduce"]
 fn postgres_one_shot_commands_never_crash_at_exit() {
     let db = TestDatabase::new(Backend::Postgres);
     let url = postgres_url(&db);
@@ -971,8 +965,9 @@ fn postgres_one_shot_commands_never_crash_at_exit() {
             last_token = token.to_owned();
         }
     }
-    assert_eq!(crashes, Vec::<(i32, String)>::new(), "40 rotations");
+    // Whatever the exit status, the last token printed is the one that works.
     assert_active(db.url(), &last_token, "deployer");
+    assert_eq!(crashes, Vec::<(i32, String)>::new(), "40 rotations");
     drop(db);
 }
 

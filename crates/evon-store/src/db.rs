@@ -183,6 +183,8 @@ pub type PooledConnection = r2d2::PooledConnection<ConnectionManager>;
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
     pub max_size: u32,
+    /// Idle connections the pool keeps open (and opens in the background to keep).
+    pub min_idle: Option<u32>,
     pub connection_timeout: Duration,
 }
 
@@ -190,6 +192,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         Self {
             max_size: 8,
+            min_idle: Some(1),
             connection_timeout: Duration::from_secs(10),
         }
     }
@@ -230,7 +233,7 @@ impl Store {
         drop(first);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size)
-            .min_idle(Some(1))
+            .min_idle(options.min_idle)
             .connection_timeout(options.connection_timeout)
             .test_on_check_out(false)
             .build(manager)?;

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -132,9 +133,12 @@ pub struct AllowEntry {
 /// The network's access, resolved once.
 #[derive(Debug, Clone, Default)]
 pub struct AccessIndex {
-    pairs: Vec<ResolvedPair>,
+    /// Every (policy, rule) pair, by policy id, then rule id. Pairs share their rule's sources
+    /// and their policy's targets rather than copying them: on a large network one server group
+    /// of thousands may be the target of many pairs.
+    pairs: Vec<SharedPair>,
     /// The targets of every policy, by the policy's position in id order.
-    policy_targets: Vec<Vec<i32>>,
+    policy_targets: Vec<Arc<Vec<i32>>>,
     /// Per user: the positions of the policies that let the user reach their targets, ascending.
     /// Only active users that some policy lets reach a server are present.
     user_policies: HashMap<i32, Vec<usize>>,
@@ -147,6 +151,7 @@ pub struct AccessIndex {
 }
 
 /// A rule's effect once its groups are resolved, shared by every policy that holds it.
+#[derive(Debug)]
 struct ResolvedRule {
     protocol: Protocol,
     ports: PortSpec,
@@ -154,57 +159,101 @@ struct ResolvedRule {
     servers: Vec<i32>,
 }
 
+#[derive(Debug, Clone)]
+struct SharedPair {
+    policy_id: i32,
+    rule_id: i32,
+    rule: Arc<ResolvedRule>,
+    targets: Arc<Vec<i32>>,
+}
+
+/// The distinct, existing members of groups, each group worked out once however many rules and
+/// policies name it.
+struct Members<'a, G> {
+    groups: HashMap<i32, &'a G>,
+    resolved: HashMap<i32, Arc<Vec<i32>>>,
+}
+
+impl<'a, G> Members<'a, G> {
+    fn new(groups: HashMap<i32, &'a G>) -> Self {
+        Self {
+            groups,
+            resolved: HashMap::new(),
+        }
+    }
+
+    /// `direct` ids and the members of `group_ids`, ascending, each once, only those `keep`
+    /// accepts. Sharing the group's own list when it is all there is.
+    fn union(
+        &mut self,
+        direct: &[i32],
+        group_ids: &[i32],
+        members: impl Fn(&G) -> &[i32],
+        keep: impl Fn(&i32) -> bool,
+    ) -> Arc<Vec<i32>> {
+        let mut lists = Vec::with_capacity(group_ids.len());
+        for id in distinct(group_ids.iter().copied()) {
+            let Some(group) = self.groups.get(&id) else {
+                continue;
+            };
+            let list = self.resolved.entry(id).or_insert_with(|| {
+                Arc::new(distinct(members(group).iter().copied().filter(|m| keep(m))))
+            });
+            lists.push(Arc::clone(list));
+        }
+        let direct: Vec<i32> = direct.iter().copied().filter(|m| keep(m)).collect();
+        match (lists.len(), direct.is_empty()) {
+            (0, _) => Arc::new(distinct(direct)),
+            (1, true) => lists.swap_remove(0),
+            _ => Arc::new(distinct(
+                direct
+                    .into_iter()
+                    .chain(lists.iter().flat_map(|l| l.iter().copied())),
+            )),
+        }
+    }
+}
+
 impl AccessIndex {
     /// Resolves the whole network. The work is linear in the number of nodes and relations plus
-    /// the size of the resolved pairs (each pair holds its own sources and targets).
+    /// the number of pairs; each group is expanded once, and pairs share their lists.
     ///
     /// A rule whose ports do not suit its protocol (which [`PortSpec::parse`] never lets through)
     /// is treated as absent: guessing what it meant could only widen access.
     pub fn build(network: &NetworkSnapshot) -> Self {
         let users = first_by_id(&network.users, |user| user.id);
-        let groups = first_by_id(&network.groups, |group| group.id);
         let servers = first_by_id(&network.servers, |server| server.id);
-        let server_groups = first_by_id(&network.server_groups, |group| group.id);
+        let mut groups = Members::new(first_by_id(&network.groups, |group| group.id));
+        let mut server_groups = Members::new(first_by_id(&network.server_groups, |group| group.id));
 
         let is_active_user = |id: &i32| users.get(id).is_some_and(|user| user.active);
         let is_server = |id: &i32| servers.contains_key(id);
 
-        let mut rules: HashMap<i32, ResolvedRule> = HashMap::with_capacity(network.rules.len());
+        let mut rules: HashMap<i32, Arc<ResolvedRule>> =
+            HashMap::with_capacity(network.rules.len());
         for rule in first_by_id(&network.rules, |rule| rule.id).into_values() {
             if !rule.ports.suits(rule.protocol) {
                 continue;
             }
-            let group_users = distinct(rule.source_groups.iter().copied())
-                .into_iter()
-                .filter_map(|id| groups.get(&id))
-                .flat_map(|group| group.members.iter().copied());
-            let users = distinct(
-                rule.source_users
-                    .iter()
-                    .copied()
-                    .chain(group_users)
-                    .filter(is_active_user),
+            let users = groups.union(
+                &rule.source_users,
+                &rule.source_groups,
+                |g: &GroupNode| &g.members,
+                is_active_user,
             );
-            let group_servers = distinct(rule.source_servergroups.iter().copied())
-                .into_iter()
-                .filter_map(|id| server_groups.get(&id))
-                .flat_map(|group| group.members.iter().copied());
-            let servers = distinct(
-                rule.source_servers
-                    .iter()
-                    .copied()
-                    .chain(group_servers)
-                    .filter(is_server),
+            let servers = server_groups.union(
+                &rule.source_servers,
+                &rule.source_servergroups,
+                |g: &ServerGroupNode| &g.members,
+                is_server,
             );
-            rules.insert(
-                rule.id,
-                ResolvedRule {
-                    protocol: rule.protocol,
-                    ports: rule.ports.clone(),
-                    users,
-                    servers,
-                },
-            );
+            let resolved = ResolvedRule {
+                protocol: rule.protocol,
+                ports: rule.ports.clone(),
+                users: Arc::unwrap_or_clone(users),
+                servers: Arc::unwrap_or_clone(servers),
+            };
+            rules.insert(rule.id, Arc::new(resolved));
         }
 
         let mut policies: Vec<&PolicyNode> = network.policies.iter().collect();
@@ -214,17 +263,11 @@ impl AccessIndex {
 
         let mut index = Self::default();
         for policy in policies {
-            let group_targets = distinct(policy.servergroups.iter().copied())
-                .into_iter()
-                .filter_map(|id| server_groups.get(&id))
-                .flat_map(|group| group.members.iter().copied());
-            let targets = distinct(
-                policy
-                    .servers
-                    .iter()
-                    .copied()
-                    .chain(group_targets)
-                    .filter(is_server),
+            let targets = server_groups.union(
+                &policy.servers,
+                &policy.servergroups,
+                |g: &ServerGroupNode| &g.members,
+                is_server,
             );
             let position = index.policy_targets.len();
             let mut lets_users_in = false;
@@ -242,18 +285,15 @@ impl AccessIndex {
                         lets_users_in = true;
                     }
                 }
-                index.pairs.push(ResolvedPair {
+                index.pairs.push(SharedPair {
                     policy_id: policy.id,
                     rule_id,
-                    protocol: rule.protocol,
-                    ports: rule.ports.clone(),
-                    source_users: rule.users.clone(),
-                    source_servers: rule.servers.clone(),
-                    targets: targets.clone(),
+                    rule: Arc::clone(rule),
+                    targets: Arc::clone(&targets),
                 });
             }
             if lets_users_in {
-                for &server in &targets {
+                for &server in targets.iter() {
                     index
                         .server_policies
                         .entry(server)
@@ -283,9 +323,21 @@ impl AccessIndex {
     }
 
     /// Every rule of every policy (rules that exist), by policy id, then rule id. Pairs with no
-    /// source or no target are listed too: they allow nothing, but they are there.
-    pub fn resolved(&self) -> &[ResolvedPair] {
-        &self.pairs
+    /// source or no target are listed too: they allow nothing, but they are there. Each call
+    /// copies the pairs out; the firewall's [`AccessIndex::allow_list`] does not need them.
+    pub fn resolved(&self) -> Vec<ResolvedPair> {
+        self.pairs
+            .iter()
+            .map(|pair| ResolvedPair {
+                policy_id: pair.policy_id,
+                rule_id: pair.rule_id,
+                protocol: pair.rule.protocol,
+                ports: pair.rule.ports.clone(),
+                source_users: pair.rule.users.clone(),
+                source_servers: pair.rule.servers.clone(),
+                targets: pair.targets.to_vec(),
+            })
+            .collect()
     }
 
     /// Whether some policy targeting the server holds a rule that sources the user, directly or
@@ -331,11 +383,13 @@ impl AccessIndex {
             .iter()
             .filter_map(|pair| {
                 let sources = distinct(
-                    pair.source_users
+                    pair.rule
+                        .users
                         .iter()
                         .filter_map(|id| self.user_addresses.get(id))
                         .chain(
-                            pair.source_servers
+                            pair.rule
+                                .servers
                                 .iter()
                                 .filter_map(|id| self.server_addresses.get(id)),
                         )
@@ -352,8 +406,8 @@ impl AccessIndex {
                     rule_id: pair.rule_id,
                     sources,
                     targets,
-                    protocol: pair.protocol,
-                    ports: pair.ports.clone(),
+                    protocol: pair.rule.protocol,
+                    ports: pair.rule.ports.clone(),
                 })
             })
             .collect()

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::time::Instant;
 
 use evon_domain::access::{
     AccessIndex, AllowEntry, GroupNode, NetworkSnapshot, PolicyNode, ResolvedPair, RuleNode,
@@ -361,7 +360,7 @@ fn snapshots_read_from_json_with_defaults_and_validated_ports() {
 /// several policies aimed at All Servers for All Users (the case that makes naive per-user unions
 /// blow up), plus many small groups and policies.
 #[test]
-fn large_network_builds_and_answers_quickly() {
+fn large_network_answers_correctly() {
     const USERS: i32 = 2_000;
     const SERVERS: i32 = 10_000;
     let mut network = NetworkSnapshot {
@@ -423,11 +422,7 @@ fn large_network_builds_and_answers_quickly() {
         network.policies[p - 1].rules.push(p as i32);
     }
 
-    let started = Instant::now();
     let index = AccessIndex::build(&network);
-    let built = started.elapsed();
-
-    let started = Instant::now();
     let mut reachable = 0;
     for user in (1..=USERS).step_by(20) {
         reachable += index.reachable_servers(user).len();
@@ -439,8 +434,6 @@ fn large_network_builds_and_answers_quickly() {
         }
     }
     let entries = index.allow_list();
-    let answered = started.elapsed();
-    eprintln!("built in {built:?}, answered in {answered:?}");
 
     // Every active user is in All Users, which policies 1 to 5 let reach every server.
     assert_eq!(index.reachable_servers(1).len(), SERVERS as usize);
@@ -452,7 +445,4 @@ fn large_network_builds_and_answers_quickly() {
     );
     assert_eq!(entries.len(), index.resolved().len());
     assert_eq!(index.shared_user_addresses().len(), 4);
-    // Generous enough for a debug build on a busy machine, far below what a users × servers
-    // pass over many policies would take.
-    assert!(built.as_secs() < 20 && answered.as_secs() < 20);
 }

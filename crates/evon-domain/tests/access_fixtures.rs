@@ -151,7 +151,7 @@ fn check_invariants(name: &str, network: &NetworkSnapshot, index: &AccessIndex) 
         keys.windows(2).all(|w| w[0] < w[1]),
         "{name}: pairs out of order: {keys:?}"
     );
-    for pair in pairs {
+    for pair in &pairs {
         for list in [&pair.source_users, &pair.source_servers, &pair.targets] {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "{name}: {pair:?}");
         }
@@ -239,7 +239,7 @@ fn fixtures_snapshot() {
         settings.bind(|| {
             insta::assert_snapshot!(
                 format!("{}__resolved", fixture.name),
-                render_resolved(index.resolved())
+                render_resolved(&index.resolved())
             );
             insta::assert_snapshot!(
                 format!("{}__allow_list", fixture.name),
@@ -262,10 +262,10 @@ fn fixtures_survive_a_json_round_trip() {
     }
 }
 
-fn pair(index: &AccessIndex, policy_id: i32, rule_id: i32) -> &ResolvedPair {
+fn pair(index: &AccessIndex, policy_id: i32, rule_id: i32) -> ResolvedPair {
     index
         .resolved()
-        .iter()
+        .into_iter()
         .find(|p| p.policy_id == policy_id && p.rule_id == rule_id)
         .unwrap_or_else(|| panic!("no pair for policy {policy_id} rule {rule_id}"))
 }

@@ -1,6 +1,9 @@
 //! What every handler shares: the store, the hub's fixed settings, and how to reach the hub.
 
 use evon_domain::config::HubSettings;
+use std::sync::Arc;
+
+use evon_store::network::AccessCache;
 use evon_store::{DbConnection, Store, StoreResult};
 
 use crate::error::ApiError;
@@ -12,9 +15,20 @@ pub struct AppState {
     /// The URL clients reach the hub at, for pagination links. Without it links are built from
     /// the request's scheme and Host.
     pub public_url: Option<url::Url>,
+    /// Who can reach what, rebuilt when the network changes.
+    pub access: Arc<AccessCache>,
 }
 
 impl AppState {
+    pub fn new(store: Store, settings: HubSettings, public_url: Option<url::Url>) -> Self {
+        Self {
+            store,
+            settings,
+            public_url,
+            access: Arc::new(AccessCache::new()),
+        }
+    }
+
     /// Runs a read on the blocking pool, inside one read transaction.
     pub async fn read<T, F>(&self, query: F) -> Result<T, ApiError>
     where

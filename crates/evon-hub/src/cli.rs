@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,6 +73,45 @@ pub enum Command {
     },
     /// Apply pending database migrations
     Migrate,
+    /// Write the whole hub as one JSON document: a backup (it holds password hashes and token
+    /// digests, so keep it private)
+    Export {
+        /// File to write, created readable by its owner only [default: standard output]
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Load a document made by `export` or `fixture` into a freshly initialised, empty hub,
+    /// keeping every id
+    Import {
+        /// The document to load
+        file: PathBuf,
+    },
+    /// Generate a deterministic import document of realistic shape, for tests and benchmarks
+    Fixture {
+        /// How big a hub to generate
+        #[arg(long, value_enum)]
+        size: FixtureSize,
+        /// The same seed always gives the same document
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// File to write, created readable by its owner only [default: standard output]
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The sizes of `evon-hub fixture`; counts include the built-in objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FixtureSize {
+    /// A handful of each kind, covering every kind of source and target
+    Small,
+    /// 1,000 servers, 200 users, 50 groups, 40 server groups, 300 rules, 200 policies
+    #[value(name = "1k")]
+    OneK,
+    /// As large as the address ranges allow: 2,000 servers, 1,000 users, 300 groups, 200 server
+    /// groups, 2,000 rules, 1,000 policies
+    #[value(name = "10k")]
+    TenK,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,16 +1,19 @@
 //! What each subcommand does.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
 use evon_crypto::{hash_password, random_password, ApiToken, HubKey};
 use evon_domain::config::{HubSettings, DEFAULT_DOMAIN, DEFAULT_SUBNET_KEY};
 use evon_domain::SubnetKey;
+use evon_store::backup::{self, HubDocument};
 use evon_store::hub::{InitOutcome, InitRequest};
 use evon_store::{OpenMode, PoolOptions, Store, StoreError};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, Location, TokenCommand, UserCommand};
+use crate::cli::{Cli, Command, FixtureSize, Location, TokenCommand, UserCommand};
+use crate::fixtures;
 use crate::settings::{self, ConfigError, Resolved, DEFAULT_BIND};
 
 /// Logs go to stderr; `EVON_HUB_LOG` takes a tracing filter. Commands other than `serve` print
@@ -67,6 +70,9 @@ pub fn run(cli: Cli) -> Result<()> {
             eprintln!("migrations applied to {}", resolved.database.redacted());
             Ok(())
         }
+        Command::Export { output } => export(location, output.as_deref()),
+        Command::Import { file } => import(location, &file),
+        Command::Fixture { size, seed, output } => fixture(size, seed, output.as_deref()),
     }
 }
 
@@ -200,11 +206,8 @@ fn serve(
         print_credentials(&credentials);
     }
     let hub_settings = store.read(evon_store::hub::settings)?;
-    let state = actix_web::web::Data::new(evon_http::AppState {
-        store,
-        settings: hub_settings,
-        public_url,
-    });
+    let state =
+        actix_web::web::Data::new(evon_http::AppState::new(store, hub_settings, public_url));
     tracing::info!(%bind, database = %resolved.database.redacted(), "Evon Hub listening");
     actix_web::rt::System::new().block_on(async move {
         let mut server = actix_web::HttpServer::new(move || evon_http::app(state.clone()));
@@ -284,4 +287,115 @@ fn set_password(location: &Location, username: &str) -> Result<()> {
         }
         Err(other) => bail!(other),
     }
+}
+
+/// What a document holds, in one line: `6 users, 4 groups, ...`.
+fn summary(doc: &HubDocument) -> String {
+    format!(
+        "{} users, {} groups, {} servers, {} server groups, {} rules, {} policies",
+        doc.users.len(),
+        doc.groups.len(),
+        doc.servers.len(),
+        doc.server_groups.len(),
+        doc.rules.len(),
+        doc.policies.len()
+    )
+}
+
+/// Writes a document to `output`, or to standard output when there is none. A file is written
+/// whole or not at all: into a new file readable by its owner only (it holds password hashes and
+/// token digests) beside the target, then renamed over it.
+fn write_document(output: Option<&Path>, text: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let Some(path) = output else {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .context("cannot write to standard output")?;
+        return Ok(());
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| ConfigError(format!("{} names no file to write", path.display())))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temporary = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(ConfigError(format!("cannot write {}: {error}", path.display())).into());
+    }
+    Ok(())
+}
+
+fn export(location: &Location, output: Option<&Path>) -> Result<()> {
+    let store = open_once(&settings::resolve(location)?, OpenMode::MustExist)?;
+    let document = store.read(backup::export);
+    drop(store);
+    let document = document?;
+    write_document(output, &backup::to_json(&document))?;
+    if let Some(path) = output {
+        eprintln!("exported {} to {}", summary(&document), path.display());
+    }
+    Ok(())
+}
+
+fn import(location: &Location, file: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| ConfigError(format!("cannot read {}: {e}", file.display())))?;
+    let document: HubDocument = serde_json::from_str(&text).map_err(|e| {
+        ConfigError(format!(
+            "{} is not an Evon Hub backup document: {e}",
+            file.display()
+        ))
+    })?;
+    let resolved = settings::resolve(location)?;
+    let store = open_once(&resolved, OpenMode::MustExist)?;
+    let outcome = store.write(|conn| backup::import(conn, &document));
+    drop(store);
+    outcome.map_err(|e| anyhow!(e).context(format!("cannot import {}", file.display())))?;
+    eprintln!(
+        "imported {} into {}: {}",
+        file.display(),
+        resolved.database.redacted(),
+        summary(&document)
+    );
+    Ok(())
+}
+
+fn fixture(size: FixtureSize, seed: u64, output: Option<&Path>) -> Result<()> {
+    let size = match size {
+        FixtureSize::Small => fixtures::Size::Small,
+        FixtureSize::OneK => fixtures::Size::OneK,
+        FixtureSize::TenK => fixtures::Size::TenK,
+    };
+    let fixture = fixtures::generate(size, seed);
+    // A generator bug must not hand out a document that import would refuse.
+    backup::validate(&fixture.document)
+        .map_err(|problems| anyhow!("generated an invalid fixture: {}", problems.join("; ")))?;
+    write_document(output, &backup::to_json(&fixture.document))?;
+    eprintln!(
+        "fixture of {} (seed {seed}); every password is {:?}; admin token {}, deployer token {}",
+        summary(&fixture.document),
+        fixtures::FIXTURE_PASSWORD,
+        fixture.admin_token,
+        fixture.deployer_token
+    );
+    Ok(())
 }

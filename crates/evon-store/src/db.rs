@@ -358,6 +358,13 @@ pub fn write_transaction<T>(
     mut change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
 ) -> StoreResult<T> {
     let mut attempt = 0;
+    // Every committed write moves the hub's generation on, so that caches of derived state (the
+    // access index) on every replica notice. The row is locked only at the very end.
+    let mut change = |conn: &mut DbConnection| {
+        let value = change(conn)?;
+        crate::hub::bump_generation(conn)?;
+        Ok(value)
+    };
     loop {
         attempt += 1;
         let result = match conn {

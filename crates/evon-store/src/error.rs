@@ -35,6 +35,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Crypto(String),
+    /// A backup document that cannot be imported: one sentence per problem, naming the object
+    /// (at most `backup::MAX_PROBLEMS`, then `and N more`).
+    #[error("invalid backup document: {}", .0.join("; "))]
+    InvalidDocument(Vec<String>),
+    /// An import into a hub that holds more than a fresh `init` makes.
+    #[error("{0}")]
+    TargetNotEmpty(String),
 }
 
 impl From<r2d2::Error> for StoreError {

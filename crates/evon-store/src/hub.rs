@@ -37,6 +37,20 @@ pub fn is_initialised(conn: &mut DbConnection) -> StoreResult<bool> {
     Ok(rows > 0)
 }
 
+/// The hub's generation: it changes with every committed write.
+pub fn generation(conn: &mut DbConnection) -> StoreResult<i64> {
+    let generation: Option<i64> = hub::table.select(hub::generation).first(conn).optional()?;
+    generation.ok_or(StoreError::NotInitialised)
+}
+
+/// Moves the generation on; part of every write transaction (see `db::write_transaction`).
+pub(crate) fn bump_generation(conn: &mut DbConnection) -> StoreResult<()> {
+    diesel::update(hub::table)
+        .set(hub::generation.eq(hub::generation + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The settings fixed at initialisation.
 pub fn settings(conn: &mut DbConnection) -> StoreResult<HubSettings> {
     let row: Option<(String, i32)> = hub::table
@@ -111,13 +125,22 @@ pub fn initialise(conn: &mut DbConnection, request: &InitRequest) -> StoreResult
     Ok(InitOutcome::Initialised)
 }
 
-/// On PostgreSQL, rows inserted with explicit ids leave identity sequences behind; move them
-/// past the highest id so the next insert cannot collide.
+/// On PostgreSQL, rows inserted with explicit ids leave identity sequences behind; move each
+/// table's sequence just past its highest id (to 1 for an empty table), so that the next insert
+/// cannot collide.
 pub fn reset_identity_sequences(conn: &mut DbConnection) -> StoreResult<()> {
     if let DbConnection::Postgres(_) = conn {
-        for table in ["users", "user_groups", "server_groups"] {
+        for table in [
+            "users",
+            "user_groups",
+            "server_groups",
+            "servers",
+            "rules",
+            "policies",
+        ] {
+            // `false`: the value given is the next one handed out, not the last one used.
             diesel::sql_query(format!(
-                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), GREATEST((SELECT MAX(id) FROM {table}), 1))"
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
             ))
             .execute(conn)?;
         }

@@ -7,6 +7,7 @@
 //! the stored state can tell (taken names, references to nothing, who holds what).
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;

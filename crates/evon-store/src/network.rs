@@ -2,11 +2,12 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, RwLock};
 
 use diesel::prelude::*;
 use evon_domain::{
-    GroupNode, NetworkSnapshot, PolicyNode, PortSpec, Protocol, RuleNode, ServerGroupNode,
-    ServerNode, UserNode,
+    AccessIndex, GroupNode, NetworkSnapshot, PolicyNode, PortSpec, Protocol, RuleNode,
+    ServerGroupNode, ServerNode, UserNode,
 };
 
 use crate::db::DbConnection;
@@ -21,6 +22,43 @@ fn address(owner: &str, id: i32, text: &str) -> StoreResult<Ipv4Addr> {
 
 fn take(map: &mut HashMap<i32, Vec<i32>>, id: i32) -> Vec<i32> {
     map.remove(&id).unwrap_or_default()
+}
+
+/// The access index of the current network, rebuilt only when the hub's generation says the
+/// network may have changed: one cheap query per use instead of reading the whole network.
+#[derive(Debug, Default)]
+pub struct AccessCache {
+    current: RwLock<Option<(i64, Arc<AccessIndex>)>>,
+}
+
+impl AccessCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The index as of the transaction `conn` is in. Call it inside `Store::read` so that the
+    /// generation and the snapshot come from one consistent view.
+    pub fn index(&self, conn: &mut DbConnection) -> StoreResult<Arc<AccessIndex>> {
+        let generation = crate::hub::generation(conn)?;
+        if let Ok(current) = self.current.read() {
+            if let Some((cached, index)) = current.as_ref() {
+                if *cached == generation {
+                    return Ok(Arc::clone(index));
+                }
+            }
+        }
+        let index = Arc::new(AccessIndex::build(&snapshot(conn)?));
+        if let Ok(mut current) = self.current.write() {
+            // Never replace a newer index with an older one built by a slower request.
+            if current
+                .as_ref()
+                .is_none_or(|(cached, _)| *cached < generation)
+            {
+                *current = Some((generation, Arc::clone(&index)));
+            }
+        }
+        Ok(index)
+    }
 }
 
 /// Reads users, groups, servers, server groups, rules and policies with their relations. Run it

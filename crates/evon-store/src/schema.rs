@@ -7,6 +7,7 @@ diesel::table! {
         domain -> Text,
         subnet_key -> Integer,
         initialised_at -> Timestamp,
+        generation -> BigInt,
     }
 }
 

@@ -1,12 +1,11 @@
 //! `/api/server` and `/api/server/{id}`. Servers are created by the OpenVPN hook, never by POST.
 
-use std::collections::BTreeSet;
-
 use actix_web::{web, HttpRequest, HttpResponse};
 use evon_domain::pagination::Page;
 use evon_domain::server::Server;
-use evon_domain::{AccessIndex, Action, Model};
-use evon_store::{network, servers, DbConnection, StoreResult};
+use evon_domain::{Action, Model};
+use evon_store::network::AccessCache;
+use evon_store::{servers, DbConnection, StoreResult};
 
 use super::{object_id, ok, resource};
 use crate::auth::Auth;
@@ -33,9 +32,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// The servers a user can reach, by the access engine over the current network.
-fn reachable(conn: &mut DbConnection, user_id: i32) -> StoreResult<BTreeSet<i32>> {
-    let index = AccessIndex::build(&network::snapshot(conn)?);
-    Ok(index.reachable_servers(user_id).into_iter().collect())
+fn reachable(cache: &AccessCache, conn: &mut DbConnection, user_id: i32) -> StoreResult<Vec<i32>> {
+    Ok(cache
+        .index(conn)?
+        .reachable_servers(user_id)
+        .into_iter()
+        .collect())
 }
 
 fn view(conn: &mut DbConnection) -> StoreResult<ServerView> {
@@ -54,11 +56,12 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let request = page_request(&req)?;
     let actor = auth.0;
-    type Loaded = (u64, Option<Page>, Vec<Server>, BTreeSet<i32>, ServerView);
+    let cache = state.access.clone();
+    type Loaded = (u64, Option<Page>, Vec<Server>, Vec<i32>, ServerView);
     let (total, page, items, reachable, view): Loaded = state
         .read(move |conn| {
             let view = view(conn)?;
-            let reachable = reachable(conn, actor.user_id)?;
+            let reachable = reachable(&cache, conn, actor.user_id)?;
             let total = if actor.is_superuser {
                 servers::count(conn)?
             } else {
@@ -84,7 +87,7 @@ async fn list(
     let page = page.ok_or(ApiError::InvalidPage)?;
     if actor.is_superuser {
         let results = items.into_iter().map(|s| {
-            let accessible = reachable.contains(&s.id);
+            let accessible = reachable.binary_search(&s.id).is_ok();
             view.full(s, accessible)
         });
         Ok(ok(&envelope(&state, &req, total, &page, results.collect())))
@@ -96,10 +99,11 @@ async fn list(
 
 /// A server in the full shape, with `accessible` for the requester.
 async fn full(state: &AppState, user_id: i32, server: Server) -> Result<HttpResponse, ApiError> {
+    let cache = state.access.clone();
     let (view, reachable) = state
-        .read(move |conn| Ok((view(conn)?, reachable(conn, user_id)?)))
+        .read(move |conn| Ok((view(conn)?, reachable(&cache, conn, user_id)?)))
         .await?;
-    let accessible = reachable.contains(&server.id);
+    let accessible = reachable.binary_search(&server.id).is_ok();
     Ok(ok(&view.full(server, accessible)))
 }
 

@@ -61,11 +61,7 @@ impl TestApp {
         store
             .write(|conn| evon_store::hub::initialise(conn, &request))
             .expect("initialise test hub");
-        let state = web::Data::new(AppState {
-            store,
-            settings,
-            public_url: None,
-        });
+        let state = web::Data::new(AppState::new(store, settings, None));
         Self {
             state,
             admin: admin.reveal().to_owned(),

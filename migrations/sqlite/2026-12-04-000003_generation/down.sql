@@ -1,0 +1,1 @@
+ALTER TABLE hub DROP COLUMN generation;

@@ -13,6 +13,14 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
+# The access engine at the 1k and 10k sizes (criterion).
+bench:
+    cargo bench -p evon-domain --bench access
+
+# GET /api/server under load (wrk) at each fixture size, as admin and as a non-superuser.
+bench-servers *SIZES:
+    scripts/bench-servers.sh {{SIZES}}
+
 # Everything CI does.
 ci:
     bash .ci/run

@@ -25,8 +25,10 @@ for size in "${sizes[@]}"; do
     "$hub" serve --data-dir "$data" --bind "127.0.0.1:$port" >/dev/null 2>&1 &
     server=$!
     for _ in $(seq 100); do curl -fs -o /dev/null -H "Authorization: Token $admin" "http://127.0.0.1:$port/api/ping" && break; sleep 0.1; done
-    # The first ordinary user of the fixture, and a token for it.
-    user=$(curl -fs -H "Authorization: Token $admin" "http://127.0.0.1:$port/api/user/3" | python3 -c 'import json,sys; print(json.load(sys.stdin)["username"])')
+    # The first active ordinary user of the fixture, and a token for it.
+    user=$(curl -fs -H "Authorization: Token $admin" "http://127.0.0.1:$port/api/user" | python3 -c '
+import json, sys
+print(next(u["username"] for u in json.load(sys.stdin)["results"] if u["id"] > 2 and u["is_active"] and not u["is_superuser"]))')
     token=$("$hub" token rotate "$user" --data-dir "$data" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
     reachable=$(curl -fs -H "Authorization: Token $token" "http://127.0.0.1:$port/api/server" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
     echo "== $size: $user reaches $reachable servers; wrk -t$threads -c$connections -d$duration"

@@ -38,6 +38,11 @@ impl HubKey {
         Self(key)
     }
 
+    /// Wraps key material that already exists, such as a fixed key in tests.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        Self(bytes)
+    }
+
     pub fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }

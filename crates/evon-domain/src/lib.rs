@@ -3,11 +3,13 @@
 //! Plain types and pure functions: validation of every value a client can send, overlay address
 //! allocation, rules' protocols and ports, the access engine that resolves policies into who may
 //! reach what, the permission catalogue, the rules that protect built-in objects and prevent
-//! privilege escalation, pagination and the rendering of times. Nothing here performs I/O or knows
-//! about HTTP or SQL; the store and the HTTP crate call into it.
+//! privilege escalation, pagination, the rendering of times, and the rendering of the files the
+//! hub hands out (installers and OpenVPN configurations, from the workspace's `templates/`).
+//! Nothing here performs I/O or knows about HTTP or SQL; the store and the HTTP crate call into it.
 
 pub mod access;
 pub mod address;
+pub mod artifacts;
 pub mod builtin;
 pub mod config;
 pub mod entity;

@@ -36,6 +36,9 @@ pub enum ApiError {
     /// The database is unreachable or saturated; the cause is logged, never sent.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// An error of the bootstrap routes, in their `{"status": "error", "message": …}` shape.
+    #[error("bootstrap: {1}")]
+    Bootstrap(u16, String),
     /// Anything else; the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +70,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Bootstrap(status, _) => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
         }
     }
 
@@ -103,6 +109,7 @@ impl ResponseError for ApiError {
                 tracing::error!(%cause, "database unavailable");
                 json!({ "detail": "Service temporarily unavailable, try again later." })
             }
+            ApiError::Bootstrap(_, message) => json!({ "status": "error", "message": message }),
             ApiError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 json!({ "detail": "A server error occurred." })

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod bootstrap;
 pub mod error;
 pub mod forms;
 pub mod pagination;

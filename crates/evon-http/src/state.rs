@@ -6,6 +6,7 @@ use std::sync::Arc;
 use evon_store::network::AccessCache;
 use evon_store::{DbConnection, Store, StoreResult};
 
+use crate::bootstrap::Bootstrap;
 use crate::error::ApiError;
 
 #[derive(Debug, Clone)]
@@ -17,6 +18,9 @@ pub struct AppState {
     pub public_url: Option<url::Url>,
     /// Who can reach what, rebuilt when the network changes.
     pub access: Arc<AccessCache>,
+    /// The downloads for joining servers and people; `None` until loaded (the bootstrap routes
+    /// then answer 503).
+    pub bootstrap: Option<Arc<Bootstrap>>,
 }
 
 impl AppState {
@@ -26,7 +30,13 @@ impl AppState {
             settings,
             public_url,
             access: Arc::new(AccessCache::new()),
+            bootstrap: None,
         }
+    }
+
+    pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> Self {
+        self.bootstrap = Some(Arc::new(bootstrap));
+        self
     }
 
     /// Runs a read on the blocking pool, inside one read transaction.

@@ -48,6 +48,8 @@ pub enum Command {
         /// HTTP worker threads [default: one per CPU]
         #[arg(long, env = "EVON_HUB_WORKERS")]
         workers: Option<usize>,
+        #[command(flatten)]
+        openvpn: OpenVpnArgs,
     },
     /// Create the schema, the built-in accounts and the hub key
     Init {
@@ -70,6 +72,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         action: UserCommand,
+    },
+    /// The hub's OpenVPN servers
+    Openvpn {
+        #[command(subcommand)]
+        action: OpenVpnCommand,
     },
     /// Apply pending database migrations
     Migrate,
@@ -112,6 +119,38 @@ pub enum FixtureSize {
     /// groups, 2,000 rules, 1,000 policies
     #[value(name = "10k")]
     TenK,
+}
+
+/// Where joining servers and people reach the hub's OpenVPN servers.
+#[derive(Debug, Clone, Args)]
+pub struct OpenVpnArgs {
+    /// Host name or address in the `remote` line of client configs [default: the public URL's host, else the account domain]
+    #[arg(long, env = "EVON_HUB_OPENVPN_HOST")]
+    pub openvpn_host: Option<String>,
+    /// TCP port of the OpenVPN server that servers join [default: 1194]
+    #[arg(long, env = "EVON_HUB_OPENVPN_SERVER_PORT")]
+    pub openvpn_server_port: Option<u16>,
+    /// UDP port of the OpenVPN server that people join [default: 1194]
+    #[arg(long, env = "EVON_HUB_OPENVPN_USER_PORT")]
+    pub openvpn_user_port: Option<u16>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OpenVpnCommand {
+    /// Print the configuration of one of the hub's two OpenVPN servers
+    ServerConfig {
+        /// Which server: the one servers join (TCP) or the one people join (UDP)
+        #[arg(long = "for", value_enum)]
+        instance: Instance,
+        #[command(flatten)]
+        openvpn: OpenVpnArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Instance {
+    Servers,
+    Users,
 }
 
 #[derive(Debug, Subcommand)]

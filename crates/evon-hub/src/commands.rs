@@ -12,7 +12,9 @@ use evon_store::hub::{InitOutcome, InitRequest};
 use evon_store::{OpenMode, PoolOptions, Store, StoreError};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command, FixtureSize, Location, TokenCommand, UserCommand};
+use crate::cli::{
+    Cli, Command, FixtureSize, Location, OpenVpnArgs, OpenVpnCommand, TokenCommand, UserCommand,
+};
 use crate::fixtures;
 use crate::settings::{self, ConfigError, Resolved, DEFAULT_BIND};
 
@@ -52,7 +54,30 @@ pub fn run(cli: Cli) -> Result<()> {
             bind,
             public_url,
             workers,
-        } => serve(location, bind, public_url, workers),
+            openvpn,
+        } => serve(location, bind, public_url, workers, &openvpn),
+        Command::Openvpn {
+            action: OpenVpnCommand::ServerConfig { instance, openvpn },
+        } => {
+            let resolved = settings::resolve(location)?;
+            let store = open_once(&resolved, OpenMode::MustExist)?;
+            let hub = store.read(evon_store::hub::settings);
+            drop(store);
+            let hub = hub?;
+            let bind = resolved
+                .file
+                .bind
+                .clone()
+                .unwrap_or_else(|| DEFAULT_BIND.to_owned());
+            let public_url = parse_public_url(resolved.file.public_url.clone())?;
+            let endpoints =
+                crate::openvpn::endpoints(&resolved, &hub, &openvpn, public_url.as_ref(), &bind);
+            print!(
+                "{}",
+                crate::openvpn::server_config(&resolved, &endpoints, instance)?
+            );
+            Ok(())
+        }
         Command::Init {
             domain,
             subnet_key,
@@ -159,7 +184,12 @@ fn init(
     let resolved = settings::resolve(location)?;
     let store = open_creating_data_dir(&resolved, open_once)?;
     HubKey::load_or_create(&resolved.key_path())?;
-    let outcome = initialise(&store, &settings);
+    let outcome = initialise(&store, &settings).and_then(|outcome| {
+        // The PKI is made for the domain the hub was (or already is) initialised with.
+        let stored = store.read(evon_store::hub::settings)?;
+        crate::openvpn::pki(&resolved, &stored)?;
+        Ok(outcome)
+    });
     drop(store);
     match outcome? {
         None => eprintln!(
@@ -172,11 +202,23 @@ fn init(
     Ok(())
 }
 
+fn parse_public_url(text: Option<String>) -> Result<Option<url::Url>> {
+    match text {
+        Some(text) => {
+            Ok(Some(url::Url::parse(&text).map_err(|e| {
+                ConfigError(format!("invalid public URL {text:?}: {e}"))
+            })?))
+        }
+        None => Ok(None),
+    }
+}
+
 fn serve(
     location: &Location,
     bind: Option<String>,
     public_url: Option<String>,
     workers: Option<usize>,
+    openvpn: &OpenVpnArgs,
 ) -> Result<()> {
     let resolved = settings::resolve(location)?;
     let bind = bind
@@ -197,7 +239,7 @@ fn serve(
         )?)
     })?;
     // Refuse to run with a key others can read, before anything is initialised with it.
-    HubKey::load_or_create(&resolved.key_path())?;
+    let key = HubKey::load_or_create(&resolved.key_path())?;
     let defaults = HubSettings {
         domain: DEFAULT_DOMAIN.to_owned(),
         subnet_key: SubnetKey::new(DEFAULT_SUBNET_KEY),
@@ -206,8 +248,21 @@ fn serve(
         print_credentials(&credentials);
     }
     let hub_settings = store.read(evon_store::hub::settings)?;
-    let state =
-        actix_web::web::Data::new(evon_http::AppState::new(store, hub_settings, public_url));
+    let pki = crate::openvpn::pki(&resolved, &hub_settings)?;
+    let endpoints = crate::openvpn::endpoints(
+        &resolved,
+        &hub_settings,
+        openvpn,
+        public_url.as_ref(),
+        &bind,
+    );
+    if public_url.is_none() {
+        tracing::warn!(api_url = %endpoints.api_url, "no public URL configured: installers will call the hub at its listening address");
+    }
+    let bootstrap = crate::openvpn::bootstrap(&resolved, key, &pki, &endpoints)?;
+    let state = actix_web::web::Data::new(
+        evon_http::AppState::new(store, hub_settings, public_url).with_bootstrap(bootstrap),
+    );
     tracing::info!(%bind, database = %resolved.database.redacted(), "Evon Hub listening");
     actix_web::rt::System::new().block_on(async move {
         let mut server = actix_web::HttpServer::new(move || evon_http::app(state.clone()));

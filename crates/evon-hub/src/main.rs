@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod fixtures;
+mod openvpn;
 mod settings;
 
 use std::process::ExitCode;

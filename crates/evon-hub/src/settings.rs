@@ -14,6 +14,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8000";
 pub const CONFIG_FILE: &str = "evon-hub.toml";
 pub const DATABASE_FILE: &str = "evon-hub.sqlite3";
 pub const KEY_FILE: &str = "hub.key";
+pub const PKI_DIR: &str = "pki";
+pub const DEFAULT_OPENVPN_PORT: u16 = 1194;
 
 /// A setting that is wrong: a bad file, value or URL. Exit code 2, like a usage error.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,9 @@ pub struct FileSettings {
     pub bind: Option<String>,
     pub public_url: Option<String>,
     pub workers: Option<usize>,
+    pub openvpn_host: Option<String>,
+    pub openvpn_server_port: Option<u16>,
+    pub openvpn_user_port: Option<u16>,
 }
 
 /// Where this hub's state is.
@@ -41,6 +46,11 @@ pub struct Resolved {
 impl Resolved {
     pub fn key_path(&self) -> PathBuf {
         self.data_dir.join(KEY_FILE)
+    }
+
+    /// The hub's certificates and keys.
+    pub fn pki_dir(&self) -> PathBuf {
+        self.data_dir.join(PKI_DIR)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The routes, one module per resource, and what every route shares.
 
+mod bootstrap;
 mod config;
 mod crud;
 mod groups;
@@ -22,6 +23,7 @@ use crate::error::ApiError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     misc::configure(cfg);
+    bootstrap::configure(cfg);
     users::configure(cfg);
     profiles::configure(cfg);
     servers::configure(cfg);

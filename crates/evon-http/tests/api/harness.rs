@@ -3,9 +3,12 @@
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{test, web};
-use evon_crypto::{hash_password, ApiToken};
+use evon_crypto::pki::Pki;
+use evon_crypto::{hash_password, ApiToken, HubKey};
+use evon_domain::artifacts::HubEndpoints;
 use evon_domain::config::HubSettings;
 use evon_domain::SubnetKey;
+use evon_http::bootstrap::Bootstrap;
 use evon_http::AppState;
 use evon_store::hub::InitRequest;
 use evon_store::test_support::TestDatabase;
@@ -36,6 +39,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 pub struct TestApp {
     pub state: web::Data<AppState>,
+    pki: Pki,
     pub admin: String,
     pub deployer: String,
     _db: TestDatabase,
@@ -61,13 +65,36 @@ impl TestApp {
         store
             .write(|conn| evon_store::hub::initialise(conn, &request))
             .expect("initialise test hub");
-        let state = web::Data::new(AppState::new(store, settings, None));
+        let pki = Pki::generate(&settings.domain).expect("test PKI");
+        let endpoints = HubEndpoints {
+            domain: settings.domain.clone(),
+            public_host: settings.domain.clone(),
+            api_url: "http://hub.example.com".into(),
+            server_port: 1194,
+            user_port: 1194,
+            subnet_key: settings.subnet_key,
+        };
+        let bootstrap = Bootstrap::render(HubKey::generate(), &pki, &endpoints, "test")
+            .expect("render downloads");
+        let state = web::Data::new(AppState::new(store, settings, None).with_bootstrap(bootstrap));
         Self {
             state,
+            pki,
             admin: admin.reveal().to_owned(),
             deployer: deployer.reveal().to_owned(),
             _db: db,
         }
+    }
+
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// A download's text, asserting it succeeds.
+    pub async fn download(&self, path: &str, token: &str) -> String {
+        let response = self.get(path).token(token).send_raw().await;
+        assert_eq!(response.status, 200, "{path}");
+        String::from_utf8(response.bytes.to_vec()).expect("downloads are text")
     }
 
     pub fn store(&self) -> &Store {
@@ -206,7 +233,17 @@ impl Req<'_> {
         }
     }
 
-    pub async fn send(self) -> Resp {
+    /// Sends the request and keeps the body as bytes (for downloads).
+    pub async fn send_raw(self) -> RawResp {
+        let (status, headers, bytes) = self.exchange().await;
+        RawResp {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    async fn exchange(self) -> (StatusCode, header::HeaderMap, web::Bytes) {
         let service = test::init_service(evon_http::app(self.app.state.clone())).await;
         let mut request = test::TestRequest::default()
             .method(self.method)
@@ -220,7 +257,11 @@ impl Req<'_> {
         let response = test::call_service(&service, request.to_request()).await;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = test::read_body(response).await;
+        (status, headers, test::read_body(response).await)
+    }
+
+    pub async fn send(self) -> Resp {
+        let (status, headers, bytes) = self.exchange().await;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -234,6 +275,23 @@ impl Req<'_> {
             body,
             raw_len: bytes.len(),
         }
+    }
+}
+
+pub struct RawResp {
+    pub status: StatusCode,
+    pub headers: header::HeaderMap,
+    pub bytes: web::Bytes,
+}
+
+impl RawResp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn expect_status(self, status: u16) -> Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected status");
+        self
     }
 }
 

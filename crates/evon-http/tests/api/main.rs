@@ -11,6 +11,7 @@
 mod harness;
 
 mod auth;
+mod bootstrap;
 mod builtins;
 mod config;
 mod errors;

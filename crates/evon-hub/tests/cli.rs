@@ -858,7 +858,11 @@ fn postgres_init_rotate_and_set_password() {
         &["init", "--json", "--database-url", &url, "--data-dir", data],
         None,
     ));
-    assert_eq!(entries(dir.path()), [KEY_FILE, "pki"], "the key and the PKI, no SQLite file");
+    assert_eq!(
+        entries(dir.path()),
+        [KEY_FILE, "pki"],
+        "the key and the PKI, no SQLite file"
+    );
     assert_eq!(mode(&dir.path().join(KEY_FILE)), 0o600);
     assert!(assert_active(db.url(), &credentials.admin_token, "admin"));
     assert!(!assert_active(

@@ -15,6 +15,8 @@ hub=$PWD/target/release/evon-hub
 work=$(mktemp -d)
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
 export EVON_HUB_LOG=warn
+# A benchmark has no business changing this machine's firewall.
+export EVON_HUB_FIREWALL=off
 
 for size in "${sizes[@]}"; do
     data=$work/$size

@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod config;
 pub mod entity;
 pub mod errors;
+pub mod firewall;
 pub mod pagination;
 pub mod permission;
 pub mod policy;

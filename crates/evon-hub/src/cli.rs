@@ -50,6 +50,9 @@ pub enum Command {
         workers: Option<usize>,
         #[command(flatten)]
         openvpn: OpenVpnArgs,
+        /// Keep the kernel's nftables table inet evon in step with the policies [default: on]
+        #[arg(long, env = "EVON_HUB_FIREWALL", value_enum)]
+        firewall: Option<crate::firewall::FirewallMode>,
     },
     /// Create the schema, the built-in accounts and the hub key
     Init {
@@ -77,6 +80,11 @@ pub enum Command {
     Openvpn {
         #[command(subcommand)]
         action: OpenVpnCommand,
+    },
+    /// The hub's firewall: the nftables table inet evon
+    Firewall {
+        #[command(subcommand)]
+        action: crate::firewall::FirewallCommand,
     },
     /// Apply pending database migrations
     Migrate,
@@ -145,6 +153,9 @@ pub enum OpenVpnCommand {
         #[command(flatten)]
         openvpn: OpenVpnArgs,
     },
+    /// The hooks OpenVPN runs: server-auth, server-connect, server-disconnect, user-auth, user-connect
+    #[command(flatten)]
+    Hook(crate::hooks::HookCommand),
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

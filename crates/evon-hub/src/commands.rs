@@ -55,7 +55,9 @@ pub fn run(cli: Cli) -> Result<()> {
             public_url,
             workers,
             openvpn,
-        } => serve(location, bind, public_url, workers, &openvpn),
+            firewall,
+        } => serve(location, bind, public_url, workers, &openvpn, firewall),
+        Command::Firewall { action } => crate::firewall::run(location, action),
         Command::Openvpn {
             action: OpenVpnCommand::ServerConfig { instance, openvpn },
         } => {
@@ -78,6 +80,9 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Openvpn {
+            action: OpenVpnCommand::Hook(hook),
+        } => crate::hooks::run(location, hook),
         Command::Init {
             domain,
             subnet_key,
@@ -104,7 +109,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// A store for a command that makes a few queries and exits. Its pool keeps no idle
 /// connections and opens none in the background: a connection being set up by r2d2's worker
 /// while the process exits can crash in libpq's TLS teardown.
-fn open_once(resolved: &Resolved, mode: OpenMode) -> Result<Store> {
+pub(crate) fn open_once(resolved: &Resolved, mode: OpenMode) -> Result<Store> {
     let options = PoolOptions {
         max_size: 1,
         min_idle: Some(0),
@@ -219,6 +224,7 @@ fn serve(
     public_url: Option<String>,
     workers: Option<usize>,
     openvpn: &OpenVpnArgs,
+    firewall: Option<crate::firewall::FirewallMode>,
 ) -> Result<()> {
     let resolved = settings::resolve(location)?;
     let bind = bind
@@ -260,11 +266,15 @@ fn serve(
         tracing::warn!(api_url = %endpoints.api_url, "no public URL configured: installers will call the hub at its listening address");
     }
     let bootstrap = crate::openvpn::bootstrap(&resolved, key, &pki, &endpoints)?;
+    let keeper = match firewall.or(resolved.file.firewall) {
+        Some(crate::firewall::FirewallMode::Off) => None,
+        _ => Some(crate::firewall::Keeper::spawn(store.clone())?),
+    };
     let state = actix_web::web::Data::new(
         evon_http::AppState::new(store, hub_settings, public_url).with_bootstrap(bootstrap),
     );
     tracing::info!(%bind, database = %resolved.database.redacted(), "Evon Hub listening");
-    actix_web::rt::System::new().block_on(async move {
+    let served = actix_web::rt::System::new().block_on(async move {
         let mut server = actix_web::HttpServer::new(move || evon_http::app(state.clone()));
         if let Some(workers) = workers {
             server = server.workers(workers);
@@ -277,7 +287,9 @@ fn serve(
             .run()
             .await
             .context("HTTP server failed")
-    })?;
+    });
+    drop(keeper);
+    served?;
     tracing::info!("Evon Hub stopped");
     Ok(())
 }

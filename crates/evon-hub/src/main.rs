@@ -2,7 +2,9 @@
 
 mod cli;
 mod commands;
+mod firewall;
 mod fixtures;
+mod hooks;
 mod openvpn;
 mod settings;
 

@@ -33,6 +33,7 @@ pub struct FileSettings {
     pub openvpn_host: Option<String>,
     pub openvpn_server_port: Option<u16>,
     pub openvpn_user_port: Option<u16>,
+    pub firewall: Option<crate::firewall::FirewallMode>,
 }
 
 /// Where this hub's state is.

@@ -108,6 +108,8 @@ fn running_hub(data: &Path) -> (Server, u16, String) {
             &url,
         ])
         .env("EVON_HUB_LOG", "warn")
+        // `serve` keeps the kernel's firewall by default; this test runs on the host's kernel.
+        .env("EVON_HUB_FIREWALL", "off")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

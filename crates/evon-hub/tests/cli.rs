@@ -34,7 +34,10 @@ fn command(cwd: &Path) -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("EVON_HUB_LOG", "warn").current_dir(cwd);
+    // `serve` keeps the kernel's firewall by default; these tests run on the host's kernel.
+    cmd.env("EVON_HUB_LOG", "warn")
+        .env("EVON_HUB_FIREWALL", "off")
+        .current_dir(cwd);
     cmd
 }
 

@@ -1,0 +1,440 @@
+//! The hooks the hub's two OpenVPN servers run (`evon-hub openvpn server-auth`, …; the configs
+//! `openvpn server-config` prints name them).
+//!
+//! Every hook decides, prints its decision as one line on stderr (OpenVPN or systemd keeps it)
+//! and exits 0 to let the client in or 1 to refuse it. Any error refuses: a hook never lets a
+//! client in because it could not check it. Each database change is one transaction and each file
+//! is written beside its target and renamed over it, so a hook killed midway leaves no
+//! half-written state. The auth hooks also honour deferred authentication: when OpenVPN sets
+//! `auth_control_file`, they write `1` or `0` into it before exiting.
+//!
+//! Values from the environment are untrusted: they are logged quoted (escapes for control
+//! characters, so they can add no line), and passwords are never logged. A server's password is
+//! its hostname, which is no secret.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use clap::Subcommand;
+use evon_domain::validate::ServerUuid;
+use evon_domain::AddressPool;
+use evon_store::servers::Registration;
+use evon_store::{OpenMode, Store, StoreError};
+
+use crate::cli::Location;
+use crate::settings;
+
+/// The hook subcommands, flattened into `evon-hub openvpn`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// OpenVPN hook (servers, auth-user-pass-verify via-env): admit and register a server
+    /// logging in with username = its UUID and password = its hostname
+    ServerAuth,
+    /// OpenVPN hook (servers, client-connect): push the server its address and mark it connected
+    ServerConnect {
+        /// The file OpenVPN reads the client's dynamic config from
+        file: PathBuf,
+    },
+    /// OpenVPN hook (servers, client-disconnect): mark the server disconnected
+    ServerDisconnect,
+    /// OpenVPN hook (users, auth-user-pass-verify via-env): check an active user's password
+    UserAuth,
+    /// OpenVPN hook (users, client-connect): push the user their profile's address
+    UserConnect {
+        /// The file OpenVPN reads the client's dynamic config from
+        file: PathBuf,
+    },
+}
+
+impl HookCommand {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::ServerAuth => "server-auth",
+            Self::ServerConnect { .. } => "server-connect",
+            Self::ServerDisconnect => "server-disconnect",
+            Self::UserAuth => "user-auth",
+            Self::UserConnect { .. } => "user-connect",
+        }
+    }
+}
+
+/// An argon2id hash (the parameters `hash_password` uses) of a password nobody knows, verified
+/// instead of a real one when a username has no usable password, so that the time a refusal takes
+/// does not tell which usernames exist.
+const DUMMY_PASSWORD_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$KPJrVKu5gOAOJ6mZ3QQ+4Q$GldIQfnm02nCxOCIJhomXQwCzFzGPtKKmPx050ej1gU";
+
+/// Runs a hook. Returns only when the client is let in; a refusal ends the process with exit
+/// status 1 once everything the hook opened is closed.
+pub fn run(location: &Location, command: HookCommand) -> Result<()> {
+    let name = command.name();
+    let verdict = match command {
+        HookCommand::ServerAuth => auth(location, server_auth),
+        HookCommand::ServerConnect { file } => server_connect(location, &file),
+        HookCommand::ServerDisconnect => server_disconnect(location),
+        HookCommand::UserAuth => auth(location, user_auth),
+        HookCommand::UserConnect { file } => user_connect(location, &file),
+    };
+    eprintln!("evon-hub openvpn {name}: {}", verdict.line);
+    if verdict.allow {
+        Ok(())
+    } else {
+        // Nothing is left to drop: the store each hook opened is closed by now.
+        std::process::exit(1)
+    }
+}
+
+/// A hook's decision and the line that explains it.
+struct Verdict {
+    allow: bool,
+    line: String,
+}
+
+impl Verdict {
+    fn allow(line: String) -> Self {
+        Self { allow: true, line }
+    }
+
+    fn deny(line: String) -> Self {
+        Self { allow: false, line }
+    }
+
+    /// A refusal because something went wrong, with the cause chain on the line.
+    fn error(subject: &str, error: &anyhow::Error) -> Self {
+        let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+        let text = causes
+            .join(": ")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Self::deny(format!("denied {subject}: error: {text}"))
+    }
+}
+
+/// An environment variable OpenVPN sets, as UTF-8.
+fn env(name: &str) -> Result<String, String> {
+    match std::env::var_os(name) {
+        None => Err(format!("{name} is not set in the environment")),
+        Some(value) => value
+            .into_string()
+            .map_err(|_: OsString| format!("{name} in the environment is not UTF-8")),
+    }
+}
+
+/// Opens the hub's store as every other subcommand does.
+fn open(location: &Location) -> Result<Store> {
+    let resolved = settings::resolve(location)?;
+    crate::commands::open_once(&resolved, OpenMode::MustExist)
+}
+
+/// Runs an auth hook and, for deferred authentication, writes its decision into the file named
+/// by `auth_control_file`. The decision stands only when that file was written.
+fn auth(location: &Location, decide: fn(&Location) -> Verdict) -> Verdict {
+    let verdict = decide(location);
+    let Some(control) = std::env::var_os("auth_control_file") else {
+        return verdict;
+    };
+    let control = PathBuf::from(control);
+    let content = if verdict.allow { "1" } else { "0" };
+    match write_atomically(&control, content) {
+        Ok(()) => verdict,
+        Err(error) => {
+            let mut line = verdict.line;
+            line.push_str(&format!(
+                "; then denied: cannot write {:?} to auth_control_file {}: {error:#}",
+                content,
+                control.display()
+            ));
+            Verdict::deny(line)
+        }
+    }
+}
+
+fn server_auth(location: &Location) -> Verdict {
+    let uuid = match env("username") {
+        Ok(uuid) => uuid,
+        Err(reason) => return Verdict::deny(format!("denied: {reason}")),
+    };
+    let hostname = match env("password") {
+        Ok(hostname) => hostname,
+        Err(reason) => return Verdict::deny(format!("denied uuid={uuid:?}: {reason}")),
+    };
+    let subject = format!("uuid={uuid:?} hostname={hostname:?}");
+    let registration = open(location).and_then(|store| {
+        Ok(store.write(|conn| evon_store::servers::register(conn, &uuid, &hostname))?)
+    });
+    match registration {
+        Ok(Registration::Allowed { server, created }) => Verdict::allow(format!(
+            "allowed {subject}: {} server {} fqdn={} address={}",
+            if created { "new" } else { "known" },
+            server.id,
+            server.fqdn,
+            server.ipv4_address
+        )),
+        Ok(Registration::Refused(refusal)) => Verdict::deny(format!("denied {subject}: {refusal}")),
+        Err(error) => Verdict::error(&subject, &error),
+    }
+}
+
+/// The `ifconfig-push` of a net30 client at `address`.
+fn ifconfig_push(address: Ipv4Addr) -> String {
+    format!(
+        "ifconfig-push {address} {}\n",
+        AddressPool::peer_of(address)
+    )
+}
+
+fn common_name() -> Result<String, Verdict> {
+    env("common_name").map_err(|reason| Verdict::deny(format!("denied: {reason}")))
+}
+
+fn server_uuid(common_name: &str) -> Result<ServerUuid, Verdict> {
+    ServerUuid::parse(common_name.trim())
+        .map_err(|reason| Verdict::deny(format!("denied uuid={common_name:?}: {reason}")))
+}
+
+fn server_connect(location: &Location, file: &Path) -> Verdict {
+    let name = match common_name() {
+        Ok(name) => name,
+        Err(verdict) => return verdict,
+    };
+    let uuid = match server_uuid(&name) {
+        Ok(uuid) => uuid,
+        Err(verdict) => return verdict,
+    };
+    let subject = format!("uuid={:?}", uuid.as_str());
+    // The address first, then the file, then the connection state: a hook that fails or is
+    // killed before the last step leaves the server as it was (OpenVPN refuses the client and
+    // runs no disconnect hook for it), and the address never changes once given.
+    let connected = open(location).and_then(|store| {
+        let server = store.read(|conn| evon_store::servers::by_uuid(conn, &uuid))?;
+        let Some(server) = server else {
+            return Ok(None);
+        };
+        write_atomically(file, &ifconfig_push(server.ipv4_address))?;
+        Ok(Some(store.write(|conn| {
+            evon_store::servers::mark_connected(conn, &uuid)
+        })?))
+    });
+    match connected {
+        Ok(Some(server)) => Verdict::allow(format!(
+            "allowed {subject}: server {} fqdn={} connected at address={}",
+            server.id, server.fqdn, server.ipv4_address
+        )),
+        Ok(None) => Verdict::deny(format!("denied {subject}: no such server")),
+        Err(error) if is_not_found(&error) => {
+            Verdict::deny(format!("denied {subject}: no such server"))
+        }
+        Err(error) => Verdict::error(&subject, &error),
+    }
+}
+
+fn is_not_found(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<StoreError>(),
+        Some(StoreError::NotFound)
+    )
+}
+
+fn server_disconnect(location: &Location) -> Verdict {
+    let name = match common_name() {
+        Ok(name) => name,
+        Err(verdict) => return verdict,
+    };
+    let uuid = match server_uuid(&name) {
+        Ok(uuid) => uuid,
+        // Nothing to record; OpenVPN ignores the exit status of this hook anyway.
+        Err(verdict) => return Verdict::allow(verdict.line.replacen("denied", "ignored", 1)),
+    };
+    let subject = format!("uuid={:?}", uuid.as_str());
+    let disconnected = open(location).and_then(|store| {
+        Ok(store.write(|conn| {
+            evon_store::servers::mark_disconnected(conn, &uuid, chrono::Utc::now())
+        })?)
+    });
+    match disconnected {
+        Ok(server) => Verdict::allow(format!(
+            "recorded {subject}: server {} fqdn={} disconnected",
+            server.id, server.fqdn
+        )),
+        Err(error) if is_not_found(&error) => {
+            Verdict::allow(format!("ignored {subject}: no such server"))
+        }
+        Err(error) => Verdict::error(&subject, &error),
+    }
+}
+
+/// Why a user may not log in, when the store has no usable password for them.
+fn why_no_password(
+    conn: &mut evon_store::DbConnection,
+    username: &str,
+) -> evon_store::StoreResult<&'static str> {
+    match evon_store::users::id_by_username(conn, username) {
+        Err(StoreError::NotFound) => Ok("no such user"),
+        Err(error) => Err(error),
+        Ok(id) => Ok(if evon_store::users::get(conn, id)?.is_active {
+            "the user has no password"
+        } else {
+            "the user is inactive"
+        }),
+    }
+}
+
+fn user_auth(location: &Location) -> Verdict {
+    let username = match env("username") {
+        Ok(username) => username,
+        Err(reason) => return Verdict::deny(format!("denied: {reason}")),
+    };
+    let subject = format!("username={username:?}");
+    let password = match env("password") {
+        Ok(password) => password,
+        Err(reason) => return Verdict::deny(format!("denied {subject}: {reason}")),
+    };
+    let stored = open(location).and_then(|store| {
+        store
+            .read(|conn| {
+                Ok(
+                    match evon_store::users::active_password_hash(conn, &username)? {
+                        Some(hash) => Ok(hash),
+                        None => Err(why_no_password(conn, &username)?),
+                    },
+                )
+            })
+            .map_err(anyhow::Error::from)
+    });
+    match stored {
+        Ok(Ok(hash)) => {
+            if evon_crypto::verify_password(&password, &hash) {
+                Verdict::allow(format!("allowed {subject}: password accepted"))
+            } else {
+                Verdict::deny(format!("denied {subject}: wrong password"))
+            }
+        }
+        Ok(Err(reason)) => {
+            // As long as a wrong password would take.
+            let _ = evon_crypto::verify_password(&password, DUMMY_PASSWORD_HASH);
+            Verdict::deny(format!("denied {subject}: {reason}"))
+        }
+        Err(error) => Verdict::error(&subject, &error),
+    }
+}
+
+fn user_connect(location: &Location, file: &Path) -> Verdict {
+    let username = match common_name() {
+        Ok(name) => name,
+        Err(verdict) => return verdict,
+    };
+    let subject = format!("username={username:?}");
+    let address = open(location).and_then(|store| {
+        let found = store.read(|conn| {
+            let id = match evon_store::users::id_by_username(conn, &username) {
+                Ok(id) => id,
+                Err(StoreError::NotFound) => return Ok(Err("no such user")),
+                Err(error) => return Err(error),
+            };
+            if !evon_store::users::get(conn, id)?.is_active {
+                return Ok(Err("the user is inactive"));
+            }
+            Ok(Ok(evon_store::users::profile(conn, id)?.ipv4_address))
+        })?;
+        if let Ok(address) = found {
+            write_atomically(file, &ifconfig_push(address))?;
+        }
+        Ok(found)
+    });
+    match address {
+        Ok(Ok(address)) => Verdict::allow(format!("allowed {subject}: address={address}")),
+        Ok(Err(reason)) => Verdict::deny(format!("denied {subject}: {reason}")),
+        Err(error) => Verdict::error(&subject, &error),
+    }
+}
+
+/// Replaces `path` with `content` in one step: a new file (never an existing one, nor a symbolic
+/// link someone planted: OpenVPN's files may be in a shared temporary directory) beside it,
+/// renamed over it.
+fn write_atomically(path: &Path, content: &str) -> Result<()> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} names no file", path.display()))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut attempts = 0;
+    let (temporary, mut file) = loop {
+        let temporary = dir.join(format!(
+            ".{}.{}.tmp",
+            name.to_string_lossy(),
+            evon_crypto::random_password(12)
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temporary)
+        {
+            Ok(file) => break (temporary, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot create {}", temporary.display()))
+            }
+        }
+    };
+    let written = file
+        .write_all(content.as_bytes())
+        .and_then(|()| file.flush())
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dummy_hash_costs_what_a_real_one_does() {
+        let real = evon_crypto::hash_password("anything").unwrap();
+        let params = |hash: &str| hash.rsplitn(3, '$').nth(2).map(str::to_owned);
+        assert_eq!(params(DUMMY_PASSWORD_HASH), params(&real));
+        assert!(!evon_crypto::verify_password("", DUMMY_PASSWORD_HASH));
+        assert!(!evon_crypto::verify_password(
+            "anything",
+            DUMMY_PASSWORD_HASH
+        ));
+    }
+
+    #[test]
+    fn net30_push_line() {
+        assert_eq!(
+            ifconfig_push(Ipv4Addr::new(100, 111, 224, 6)),
+            "ifconfig-push 100.111.224.6 100.111.224.5\n"
+        );
+    }
+
+    #[test]
+    fn atomic_writes_replace_and_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("acf");
+        std::fs::write(&path, "").unwrap();
+        write_atomically(&path, "1").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1");
+        write_atomically(&path, "0").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "0");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("acf")]);
+        assert!(write_atomically(&dir.path().join("no/such/dir/f"), "1").is_err());
+    }
+}

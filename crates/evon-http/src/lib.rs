@@ -10,13 +10,14 @@ pub mod body;
 pub mod bootstrap;
 pub mod error;
 pub mod forms;
+pub mod openapi;
 pub mod pagination;
 pub mod routes;
 pub mod state;
 pub mod wire;
 
 pub use error::ApiError;
-pub use state::AppState;
+pub use state::{AppState, Client, Disconnect};
 
 use actix_web::middleware::DefaultHeaders;
 use actix_web::{web, App};
@@ -27,6 +28,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 /// Registers every route and the JSON 404 for everything else.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
+    cfg.service(openapi::service());
     cfg.default_service(web::to(routes::not_found));
 }
 

@@ -1,6 +1,7 @@
 //! What every handler shares: the store, the hub's fixed settings, and how to reach the hub.
 
 use evon_domain::config::HubSettings;
+use std::fmt::Debug;
 use std::sync::Arc;
 
 use evon_store::network::AccessCache;
@@ -21,6 +22,26 @@ pub struct AppState {
     /// The downloads for joining servers and people; `None` until loaded (the bootstrap routes
     /// then answer 503).
     pub bootstrap: Option<Arc<Bootstrap>>,
+    /// Ends the OpenVPN sessions of servers and users that lost their access; `None` when the
+    /// hub runs no OpenVPN (tests).
+    pub disconnect: Option<Arc<dyn Disconnect>>,
+}
+
+/// Disconnects clients from the hub's OpenVPN servers. Handlers call it after the change that
+/// withdrew access is committed, off the request's path; it reports its own failures (a hub
+/// whose OpenVPN is not running is no error for the API).
+pub trait Disconnect: Send + Sync + Debug {
+    /// Ends the session of the server with this UUID (its common name).
+    fn server(&self, uuid: &str);
+    /// Ends the session of the user with this username (their common name).
+    fn user(&self, username: &str);
+}
+
+/// Who to disconnect.
+#[derive(Debug, Clone)]
+pub enum Client {
+    Server(String),
+    User(String),
 }
 
 impl AppState {
@@ -31,7 +52,33 @@ impl AppState {
             public_url,
             access: Arc::new(AccessCache::new()),
             bootstrap: None,
+            disconnect: None,
         }
+    }
+
+    pub fn with_disconnect(mut self, disconnect: Arc<dyn Disconnect>) -> Self {
+        self.disconnect = Some(disconnect);
+        self
+    }
+
+    /// Disconnects `clients` on the blocking pool without waiting for it: the change is
+    /// committed and the response does not depend on OpenVPN.
+    pub fn disconnect(&self, clients: Vec<Client>) {
+        let Some(disconnect) = self.disconnect.clone() else {
+            return;
+        };
+        if clients.is_empty() {
+            return;
+        }
+        // Dropping the handle does not cancel the task.
+        drop(actix_web::rt::task::spawn_blocking(move || {
+            for client in &clients {
+                match client {
+                    Client::Server(uuid) => disconnect.server(uuid),
+                    Client::User(username) => disconnect.user(username),
+                }
+            }
+        }));
     }
 
     pub fn with_bootstrap(mut self, bootstrap: Bootstrap) -> Self {

@@ -271,7 +271,11 @@ fn serve(
         _ => Some(crate::firewall::Keeper::spawn(store.clone())?),
     };
     let state = actix_web::web::Data::new(
-        evon_http::AppState::new(store, hub_settings, public_url).with_bootstrap(bootstrap),
+        evon_http::AppState::new(store, hub_settings, public_url)
+            .with_bootstrap(bootstrap)
+            .with_disconnect(std::sync::Arc::new(crate::management::Management::new(
+                &resolved.data_dir,
+            ))),
     );
     tracing::info!(%bind, database = %resolved.database.redacted(), "Evon Hub listening");
     let served = actix_web::rt::System::new().block_on(async move {

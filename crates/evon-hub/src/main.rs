@@ -5,6 +5,7 @@ mod commands;
 mod firewall;
 mod fixtures;
 mod hooks;
+mod management;
 mod openvpn;
 mod settings;
 

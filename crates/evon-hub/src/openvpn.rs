@@ -107,7 +107,7 @@ pub fn server_config(
         key: absolute(&pki.join("server.key")),
         tls_crypt: absolute(&pki.join("tls-crypt.key")),
         ccd_dir: absolute(&ccd),
-        management_socket: absolute(&resolved.data_dir.join(format!("openvpn-{name}.sock"))),
+        management_socket: absolute(&crate::management::socket_path(&resolved.data_dir, name)),
         status_file: absolute(&resolved.data_dir.join(format!("openvpn-{name}.status"))),
         evon_hub_binary: format!(
             "{} --data-dir {}",

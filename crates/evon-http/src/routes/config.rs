@@ -10,7 +10,7 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::forms;
 use crate::pagination::load_page;
-use crate::state::AppState;
+use crate::state::{AppState, Client};
 use crate::wire::ConfigOut;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,5 +55,12 @@ async fn update(
     for server in &change.removed_servers {
         tracing::info!(server = server.id, fqdn = %server.fqdn, "blacklisted server deleted");
     }
+    state.disconnect(
+        change
+            .removed_servers
+            .iter()
+            .map(|server| Client::Server(server.uuid.as_str().to_owned()))
+            .collect(),
+    );
     Ok(ok(&ConfigOut::from(change.config)))
 }

@@ -13,7 +13,7 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::forms;
 use crate::pagination::{envelope, page_request};
-use crate::state::AppState;
+use crate::state::{AppState, Client};
 use crate::wire::ServerView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -144,5 +144,6 @@ async fn destroy(
     let id = object_id(&id)?;
     let server = state.write(move |conn| servers::delete(conn, id)).await?;
     tracing::info!(server = server.id, fqdn = %server.fqdn, "server deleted");
+    state.disconnect(vec![Client::Server(server.uuid.as_str().to_owned())]);
     Ok(HttpResponse::NoContent().finish())
 }

@@ -10,7 +10,7 @@ use crate::body::Body;
 use crate::error::ApiError;
 use crate::forms::{self, Mode, UserForm};
 use crate::pagination::load_page;
-use crate::state::AppState;
+use crate::state::{AppState, Client};
 use crate::wire::UserOut;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -93,9 +93,11 @@ async fn update(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Model::User, Action::Change)?;
     let id = object_id(&id)?;
-    state.read(move |conn| users::get(conn, id)).await?;
+    // A session's common name is the username it signed in with: the one before this change.
+    let before = state.read(move |conn| users::get(conn, id)).await?;
     let form = forms::user(&body.object()?, Mode::Patch);
     let hash = password_hash(&state, &form).await?;
+    let deactivating = form.fields.is_active == Some(false);
     let actor = auth.0;
     let user = state
         .write(move |conn| {
@@ -109,6 +111,9 @@ async fn update(
             )
         })
         .await?;
+    if deactivating && !user.is_active {
+        state.disconnect(vec![Client::User(before.username)]);
+    }
     Ok(ok(&UserOut::from(user)))
 }
 
@@ -120,8 +125,13 @@ async fn destroy(
     auth.require(Model::User, Action::Delete)?;
     let id = object_id(&id)?;
     let actor = auth.0;
-    state
-        .write(move |conn| users::delete(conn, &actor, id))
+    let username = state
+        .write(move |conn| {
+            let username = users::get(conn, id)?.username;
+            users::delete(conn, &actor, id)?;
+            Ok(username)
+        })
         .await?;
+    state.disconnect(vec![Client::User(username)]);
     Ok(HttpResponse::NoContent().finish())
 }

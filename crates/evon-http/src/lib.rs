@@ -5,6 +5,7 @@
 //! store operation on the blocking pool, and [`ApiError`] renders every failure in the API's
 //! error format. No SQL and no domain rule lives here.
 
+pub mod api_docs;
 pub mod auth;
 pub mod body;
 pub mod bootstrap;
@@ -29,6 +30,7 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     routes::configure(cfg);
     cfg.service(openapi::service());
+    api_docs::configure(cfg);
     cfg.default_service(web::to(routes::not_found));
 }
 

@@ -21,6 +21,14 @@ bench:
 bench-servers *SIZES:
     scripts/bench-servers.sh {{SIZES}}
 
+# Schemathesis against GET /api/schema on a fresh release hub; FUZZ_SECONDS (120) bounds the run.
+fuzz-api:
+    scripts/fuzz-api.sh
+
+# Screenshot of the API documentation page (GET /api/) in headless Chromium, to docs/api-docs.png.
+api-docs-screenshot:
+    scripts/api-docs-screenshot.sh
+
 # Everything CI does.
 ci:
     bash .ci/run

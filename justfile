@@ -21,6 +21,10 @@ bench:
 bench-servers *SIZES:
     scripts/bench-servers.sh {{SIZES}}
 
+# The HTTP API under load (wrk): ping, lists, rule writes, a no-work baseline, and peak RSS.
+bench-http *SIZES:
+    scripts/bench-http.sh {{SIZES}}
+
 # Schemathesis against GET /api/schema on a fresh release hub; FUZZ_SECONDS (120) bounds the run.
 fuzz-api:
     scripts/fuzz-api.sh

@@ -1085,6 +1085,18 @@ macro_rules! insert_rows {
     }};
 }
 
+/// Inserts one join table from a relation list of the document's objects: `owner` is the
+/// column that names the object, `related` the column that names what it lists in `field`.
+macro_rules! insert_relation {
+    ($conn:expr, $objects:expr, $table:ident, $owner:ident, $related:ident, $field:ident) => {{
+        let rows: Vec<_> = pairs($objects, |o| (o.id, &o.$field))
+            .into_iter()
+            .map(|(owner, related)| ($table::$owner.eq(owner), $table::$related.eq(related)))
+            .collect();
+        insert_rows!($conn, $table, rows);
+    }};
+}
+
 /// Flattens `(owner, related ids)` into join-table pairs.
 fn pairs<'a, T: 'a>(
     owners: &'a [T],
@@ -1211,16 +1223,14 @@ pub fn import(conn: &mut DbConnection, doc: &HubDocument) -> StoreResult<()> {
         })
         .collect();
     insert_rows!(conn, user_profiles, rows);
-    let rows: Vec<_> = pairs(&doc.users, |u| (u.id, &u.permissions))
-        .into_iter()
-        .map(|(user, permission)| {
-            (
-                user_permissions::user_id.eq(user),
-                user_permissions::permission_id.eq(permission),
-            )
-        })
-        .collect();
-    insert_rows!(conn, user_permissions, rows);
+    insert_relation!(
+        conn,
+        &doc.users,
+        user_permissions,
+        user_id,
+        permission_id,
+        permissions
+    );
 
     // Groups.
     let rows: Vec<_> = doc
@@ -1229,26 +1239,22 @@ pub fn import(conn: &mut DbConnection, doc: &HubDocument) -> StoreResult<()> {
         .map(|g| (user_groups::id.eq(g.id), user_groups::name.eq(&g.name)))
         .collect();
     insert_rows!(conn, user_groups, rows);
-    let rows: Vec<_> = pairs(&doc.groups, |g| (g.id, &g.members))
-        .into_iter()
-        .map(|(group, user)| {
-            (
-                user_group_members::group_id.eq(group),
-                user_group_members::user_id.eq(user),
-            )
-        })
-        .collect();
-    insert_rows!(conn, user_group_members, rows);
-    let rows: Vec<_> = pairs(&doc.groups, |g| (g.id, &g.permissions))
-        .into_iter()
-        .map(|(group, permission)| {
-            (
-                user_group_permissions::group_id.eq(group),
-                user_group_permissions::permission_id.eq(permission),
-            )
-        })
-        .collect();
-    insert_rows!(conn, user_group_permissions, rows);
+    insert_relation!(
+        conn,
+        &doc.groups,
+        user_group_members,
+        group_id,
+        user_id,
+        members
+    );
+    insert_relation!(
+        conn,
+        &doc.groups,
+        user_group_permissions,
+        group_id,
+        permission_id,
+        permissions
+    );
 
     // Servers and server groups.
     let rows: Vec<_> = doc
@@ -1292,16 +1298,14 @@ pub fn import(conn: &mut DbConnection, doc: &HubDocument) -> StoreResult<()> {
         })
         .collect();
     insert_rows!(conn, servers, rows);
-    let rows: Vec<_> = pairs(&doc.server_groups, |g| (g.id, &g.members))
-        .into_iter()
-        .map(|(group, server)| {
-            (
-                server_group_members::group_id.eq(group),
-                server_group_members::server_id.eq(server),
-            )
-        })
-        .collect();
-    insert_rows!(conn, server_group_members, rows);
+    insert_relation!(
+        conn,
+        &doc.server_groups,
+        server_group_members,
+        group_id,
+        server_id,
+        members
+    );
 
     // Rules and their sources.
     let rows: Vec<_> = doc
@@ -1317,19 +1321,38 @@ pub fn import(conn: &mut DbConnection, doc: &HubDocument) -> StoreResult<()> {
         })
         .collect();
     insert_rows!(conn, rules, rows);
-    macro_rules! rule_relation {
-        ($table:ident, $related:ident, $field:ident) => {{
-            let rows: Vec<_> = pairs(&doc.rules, |r| (r.id, &r.$field))
-                .into_iter()
-                .map(|(rule, related)| ($table::rule_id.eq(rule), $table::$related.eq(related)))
-                .collect();
-            insert_rows!(conn, $table, rows);
-        }};
-    }
-    rule_relation!(rule_source_users, user_id, source_users);
-    rule_relation!(rule_source_groups, group_id, source_groups);
-    rule_relation!(rule_source_servers, server_id, source_servers);
-    rule_relation!(rule_source_servergroups, group_id, source_servergroups);
+    insert_relation!(
+        conn,
+        &doc.rules,
+        rule_source_users,
+        rule_id,
+        user_id,
+        source_users
+    );
+    insert_relation!(
+        conn,
+        &doc.rules,
+        rule_source_groups,
+        rule_id,
+        group_id,
+        source_groups
+    );
+    insert_relation!(
+        conn,
+        &doc.rules,
+        rule_source_servers,
+        rule_id,
+        server_id,
+        source_servers
+    );
+    insert_relation!(
+        conn,
+        &doc.rules,
+        rule_source_servergroups,
+        rule_id,
+        group_id,
+        source_servergroups
+    );
 
     // Policies and their rules and targets.
     let rows: Vec<_> = doc
@@ -1344,20 +1367,23 @@ pub fn import(conn: &mut DbConnection, doc: &HubDocument) -> StoreResult<()> {
         })
         .collect();
     insert_rows!(conn, policies, rows);
-    macro_rules! policy_relation {
-        ($table:ident, $related:ident, $field:ident) => {{
-            let rows: Vec<_> = pairs(&doc.policies, |p| (p.id, &p.$field))
-                .into_iter()
-                .map(|(policy, related)| {
-                    ($table::policy_id.eq(policy), $table::$related.eq(related))
-                })
-                .collect();
-            insert_rows!(conn, $table, rows);
-        }};
-    }
-    policy_relation!(policy_rules, rule_id, rules);
-    policy_relation!(policy_servers, server_id, servers);
-    policy_relation!(policy_servergroups, group_id, servergroups);
+    insert_relation!(conn, &doc.policies, policy_rules, policy_id, rule_id, rules);
+    insert_relation!(
+        conn,
+        &doc.policies,
+        policy_servers,
+        policy_id,
+        server_id,
+        servers
+    );
+    insert_relation!(
+        conn,
+        &doc.policies,
+        policy_servergroups,
+        policy_id,
+        group_id,
+        servergroups
+    );
 
     crate::hub::reset_identity_sequences(conn)?;
     Ok(())

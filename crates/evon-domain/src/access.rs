@@ -10,7 +10,7 @@
 //! allow-list. The snapshot may come from a store in the middle of a change, so ids that name
 //! nothing are ignored rather than trusted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -128,6 +128,35 @@ pub struct AllowEntry {
     pub targets: Vec<Ipv4Addr>,
     pub protocol: Protocol,
     pub ports: PortSpec,
+}
+
+/// [`AccessIndex::allow_parts`]: traffic from any source of rule `r` to any target of policy
+/// `p` on `r`'s protocol and ports is accepted for every `r` in `p.rules`. Sides may be empty
+/// (such pairs allow nothing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowParts {
+    /// By rule id; only rules that some policy holds.
+    pub rules: BTreeMap<i32, RuleAllow>,
+    /// By policy id; only policies that hold some rule.
+    pub policies: BTreeMap<i32, PolicyAllow>,
+}
+
+/// One rule's side of the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleAllow {
+    pub protocol: Protocol,
+    pub ports: PortSpec,
+    /// Addresses of the rule's active users and servers, ascending, distinct.
+    pub sources: Vec<Ipv4Addr>,
+}
+
+/// One policy's side of the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyAllow {
+    /// Addresses of the policy's servers, ascending, distinct.
+    pub targets: Vec<Ipv4Addr>,
+    /// Ids of the rules it holds that exist, ascending, distinct.
+    pub rules: Vec<i32>,
 }
 
 /// The network's access, resolved once.
@@ -411,6 +440,51 @@ impl AccessIndex {
                 })
             })
             .collect()
+    }
+
+    /// The allow-list factored the way the firewall declares it: each rule's sources and each
+    /// policy's targets as addresses, worked out once however many pairs share them (on a large
+    /// network a rule sits in many policies and a policy holds many rules, so the flat
+    /// [`AccessIndex::allow_list`] repeats the same addresses thousands of times).
+    pub fn allow_parts(&self) -> AllowParts {
+        let mut parts = AllowParts::default();
+        for pair in &self.pairs {
+            parts
+                .rules
+                .entry(pair.rule_id)
+                .or_insert_with(|| RuleAllow {
+                    protocol: pair.rule.protocol,
+                    ports: pair.rule.ports.clone(),
+                    sources: distinct(
+                        pair.rule
+                            .users
+                            .iter()
+                            .filter_map(|id| self.user_addresses.get(id))
+                            .chain(
+                                pair.rule
+                                    .servers
+                                    .iter()
+                                    .filter_map(|id| self.server_addresses.get(id)),
+                            )
+                            .copied(),
+                    ),
+                });
+            parts
+                .policies
+                .entry(pair.policy_id)
+                .or_insert_with(|| PolicyAllow {
+                    targets: distinct(
+                        pair.targets
+                            .iter()
+                            .filter_map(|id| self.server_addresses.get(id))
+                            .copied(),
+                    ),
+                    rules: Vec::new(),
+                })
+                .rules
+                .push(pair.rule_id);
+        }
+        parts
     }
 
     /// Addresses of the active users whose profile is shared, ascending: the firewall accepts

@@ -1,66 +1,347 @@
 //! The hub's firewall as an nftables ruleset: default deny for the overlay, exactly what the
 //! policies allow.
 //!
-//! [`render`] turns an [`AccessIndex`] into the text `nft -f` loads. It only ever touches the
-//! table `inet evon`, and replaces any earlier version of it in one transaction (`table inet
-//! evon {}` makes sure it exists, `delete table inet evon` drops it, then it is declared anew),
-//! so the kernel never holds half a ruleset. Every allow entry is one rule matching two named
-//! sets (its sources and its targets): the number of rules grows with policies × rules, never
-//! with addresses.
+//! [`Ruleset::build`] factors an [`AccessIndex`] the way nftables can hold it cheaply: one
+//! address set per rule (its sources), one per policy (its targets), one port set per rule that
+//! names more than one port range, and one chain per policy with a line per rule. A packet from
+//! the overlay jumps to a policy's chain only when its destination is one of the policy's
+//! targets, and the chain accepts it when its source and ports suit one of the policy's rules.
+//! Sets are named after what they hold (`rule_7_src`, `policy_3_dst`), so a change to the network
+//! changes the elements of a few sets and the lines of a few chains, never the whole table.
 //!
-//! The table carries the comment `evon-hub <digest>`, the FNV-1a 64 hash of everything the
-//! table declares after that comment, so that `evon-hub firewall status` can tell whether the
-//! kernel holds what the database implies by reading one string back.
+//! Two texts for `nft -f` come out of it, each applied by nft as one transaction, so the kernel
+//! never holds half a ruleset:
+//! - [`Ruleset::render`]: the whole table, replacing any earlier version (`table inet evon {}`
+//!   makes sure it exists, `delete table inet evon` drops it, then it is declared anew);
+//! - [`Ruleset::render_update`]: the commands that turn the table of one ruleset into that of
+//!   another (elements added and deleted, chains flushed and refilled, sets and chains created
+//!   and deleted), which is what keeps a write's way to the kernel short on a large network.
+//!
+//! Only the table `inet evon` is ever touched. Its chain `digest` holds one rule whose comment is
+//! `evon-hub <digest>`, the FNV-1a 64 hash of the whole table's text as [`Ruleset::render`] writes
+//! it, so that `evon-hub firewall status` can tell whether the kernel holds what the database
+//! implies by reading one short chain back. (A table's own comment cannot be changed once the
+//! table exists; a rule's can be replaced.)
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use crate::access::{AccessIndex, AllowEntry};
+use crate::access::AccessIndex;
 use crate::address::SubnetKey;
 use crate::rule::{PortRange, Protocol};
 
 /// The nftables family and name of the hub's table.
 pub const TABLE_FAMILY: &str = "inet";
 pub const TABLE_NAME: &str = "evon";
-/// The table comment is this prefix, a space and the digest in 16 lowercase hex digits.
+/// The chain whose only rule carries the digest in its comment.
+pub const DIGEST_CHAIN: &str = "digest";
+/// The digest comment is this prefix, a space and the digest in 16 lowercase hex digits.
 pub const COMMENT_PREFIX: &str = "evon-hub";
 
-/// The ruleset for `nft -f`: creates or atomically replaces the table `inet evon`. The same
-/// index and key always give the same text.
+/// What one line of a policy's chain matches beyond the destination (which the jump into the
+/// chain has already matched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    rule_id: i32,
+    /// ` tcp dport 22`, ` udp dport @rule_7_ports`, ` meta l4proto icmp`, or empty for ALL.
+    matches: String,
+}
+
+/// The firewall the database implies, factored into the sets and chains of the table
+/// `inet evon`. Building it from the same index and key always gives the same ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    key: SubnetKey,
+    /// Active users whose profile is shared: reachable by everyone on the overlay.
+    shared_users: Vec<Ipv4Addr>,
+    /// `rule_<id>_src`: the sources of every rule some line uses.
+    sources: BTreeMap<i32, Vec<Ipv4Addr>>,
+    /// `rule_<id>_ports`: the merged port ranges of every used rule with more than one range.
+    ports: BTreeMap<i32, Vec<(u16, u16)>>,
+    /// `policy_<id>_dst`: the targets of every policy that has a line.
+    targets: BTreeMap<i32, Vec<Ipv4Addr>>,
+    /// `policy_<id>`: the lines of every policy that allows something, by rule id.
+    chains: BTreeMap<i32, Vec<Line>>,
+    /// The digest of [`Ruleset::render`]'s text, worked out once.
+    digest: u64,
+}
+
+impl Ruleset {
+    /// Factors the index. Pairs that allow nothing (no source, no target, or ports that do not
+    /// suit the protocol, which the index never hands out) declare nothing: a policy with no
+    /// line has no chain and no jump.
+    pub fn build(index: &AccessIndex, key: SubnetKey) -> Self {
+        let parts = index.allow_parts();
+        let mut ruleset = Self {
+            key,
+            shared_users: index.shared_user_addresses(),
+            sources: BTreeMap::new(),
+            ports: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            chains: BTreeMap::new(),
+            digest: 0,
+        };
+        for (&policy_id, policy) in &parts.policies {
+            if policy.targets.is_empty() {
+                continue;
+            }
+            let mut lines = Vec::new();
+            for rule_id in &policy.rules {
+                let Some(rule) = parts.rules.get(rule_id) else {
+                    continue;
+                };
+                if rule.sources.is_empty() || !rule.ports.suits(rule.protocol) {
+                    continue;
+                }
+                let ranges = merged(rule.ports.ranges());
+                let matches = protocol_match(*rule_id, rule.protocol, &ranges);
+                if ranges.len() > 1 {
+                    ruleset.ports.insert(*rule_id, ranges);
+                }
+                ruleset
+                    .sources
+                    .entry(*rule_id)
+                    .or_insert_with(|| rule.sources.clone());
+                lines.push(Line {
+                    rule_id: *rule_id,
+                    matches,
+                });
+            }
+            if !lines.is_empty() {
+                ruleset.targets.insert(policy_id, policy.targets.clone());
+                ruleset.chains.insert(policy_id, lines);
+            }
+        }
+        ruleset.digest = fnv1a64(ruleset.table_body().as_bytes());
+        ruleset
+    }
+
+    /// The digest the table's `digest` chain carries for this ruleset.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// How many sets the table declares (the shared users' included).
+    pub fn set_count(&self) -> usize {
+        1 + self.sources.len() + self.ports.len() + self.targets.len()
+    }
+
+    /// The whole ruleset for `nft -f`: creates or atomically replaces the table `inet evon`.
+    pub fn render(&self) -> String {
+        let body = self.table_body();
+        let mut out = String::with_capacity(body.len() + 1024);
+        out.push_str("#!/usr/sbin/nft -f\n");
+        out.push_str("# Evon Hub firewall, generated by evon-hub: do not edit, it is replaced.\n");
+        let _ = writeln!(
+            out,
+            "# Overlay {}: default deny; only what the hub's policies allow is forwarded.",
+            overlay_cidr(self.key)
+        );
+        out.push_str(
+            "# Only the table inet evon is touched; the next three statements replace it\n",
+        );
+        out.push_str("# in one transaction.\n");
+        out.push_str("table inet evon {}\n");
+        out.push_str("delete table inet evon\n");
+        out.push_str("table inet evon {\n");
+        out.push_str(&body);
+        let _ = writeln!(
+            out,
+            "\n\tchain {DIGEST_CHAIN} {{\n\t\treturn comment \"{}\"\n\t}}",
+            digest_comment(self.digest)
+        );
+        out.push_str("}\n");
+        out
+    }
+
+    /// The commands for `nft -f` that turn the kernel's table from `self` (which it must hold
+    /// exactly, as [`Ruleset::digest`] read back from the kernel can tell) into `next`, as one
+    /// transaction; `None` when there is nothing to change. Elements are added to and deleted
+    /// from sets that stay, chains whose lines changed are flushed and refilled, and what is gone
+    /// is deleted only once nothing refers to it any more. A different overlay means a different
+    /// `forward` chain: then the whole table is rendered instead.
+    pub fn render_update(&self, next: &Ruleset) -> Option<String> {
+        if self.digest == next.digest && self == next {
+            return None;
+        }
+        if self.key != next.key {
+            return Some(next.render());
+        }
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# Evon Hub firewall update: {:016x} -> {:016x}",
+            self.digest, next.digest
+        );
+        update_addresses(
+            &mut out,
+            "shared_users",
+            &self.shared_users,
+            &next.shared_users,
+        );
+
+        // 1. Sets: new ones are created with their elements, kept ones get the difference.
+        update_address_sets(&mut out, &self.sources, &next.sources, rule_sources_set);
+        update_address_sets(&mut out, &self.targets, &next.targets, policy_targets_set);
+        for (&rule_id, ranges) in &next.ports {
+            let name = rule_ports_set(rule_id);
+            match self.ports.get(&rule_id) {
+                Some(old) if old == ranges => {}
+                Some(_) => {
+                    // Intervals do not diff element by element: the set is small, refill it.
+                    let _ = writeln!(out, "flush set inet evon {name}");
+                    write_port_elements(&mut out, &name, ranges);
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "add set inet evon {name} {{ type inet_service; flags interval; }}"
+                    );
+                    write_port_elements(&mut out, &name, ranges);
+                }
+            }
+        }
+
+        // 2. Chains: new ones created, changed ones refilled.
+        for (&policy_id, lines) in &next.chains {
+            let name = policy_chain(policy_id);
+            match self.chains.get(&policy_id) {
+                Some(old) if old == lines => {}
+                Some(_) => {
+                    let _ = writeln!(out, "flush chain inet evon {name}");
+                    write_chain_lines(&mut out, &name, lines);
+                }
+                None => {
+                    let _ = writeln!(out, "add chain inet evon {name}");
+                    write_chain_lines(&mut out, &name, lines);
+                }
+            }
+        }
+
+        // 3. The overlay chain's jumps follow the set of policies; its order is its meaning
+        // (the final drop), so it is rewritten whole when that set changes.
+        if self.chains.keys().ne(next.chains.keys()) {
+            out.push_str("flush chain inet evon overlay\n");
+            for line in next.overlay_lines() {
+                let _ = writeln!(out, "add rule inet evon overlay {line}");
+            }
+        }
+
+        // 4. What is gone, now that no rule refers to it.
+        for &policy_id in self.chains.keys() {
+            if !next.chains.contains_key(&policy_id) {
+                let _ = writeln!(out, "delete chain inet evon {}", policy_chain(policy_id));
+            }
+        }
+        for &rule_id in self.sources.keys() {
+            if !next.sources.contains_key(&rule_id) {
+                let _ = writeln!(out, "delete set inet evon {}", rule_sources_set(rule_id));
+            }
+        }
+        for &rule_id in self.ports.keys() {
+            if !next.ports.contains_key(&rule_id) {
+                let _ = writeln!(out, "delete set inet evon {}", rule_ports_set(rule_id));
+            }
+        }
+        for &policy_id in self.targets.keys() {
+            if !next.targets.contains_key(&policy_id) {
+                let _ = writeln!(
+                    out,
+                    "delete set inet evon {}",
+                    policy_targets_set(policy_id)
+                );
+            }
+        }
+
+        // 5. The digest last, so that it names what the table now holds.
+        let _ = writeln!(
+            out,
+            "flush chain inet evon {DIGEST_CHAIN}\nadd rule inet evon {DIGEST_CHAIN} return comment \"{}\"",
+            digest_comment(next.digest)
+        );
+        Some(out)
+    }
+
+    /// Everything inside the table but the digest chain: what the digest is taken of.
+    fn table_body(&self) -> String {
+        let elements: usize = self.sources.values().map(Vec::len).sum::<usize>()
+            + self.targets.values().map(Vec::len).sum::<usize>();
+        let mut out = String::with_capacity(4096 + elements * 16 + self.chains.len() * 256);
+        let _ = writeln!(
+            out,
+            "\tcomment \"Evon Hub firewall of {}: generated by evon-hub, do not edit\"",
+            overlay_cidr(self.key)
+        );
+        write_address_set(&mut out, "shared_users", &self.shared_users);
+        for (&rule_id, addresses) in &self.sources {
+            write_address_set(&mut out, &rule_sources_set(rule_id), addresses);
+        }
+        for (&rule_id, ranges) in &self.ports {
+            let _ = writeln!(
+                out,
+                "\n\tset {} {{\n\t\ttype inet_service\n\t\tflags interval\n\t\telements = {{ {} }}\n\t}}",
+                rule_ports_set(rule_id),
+                port_list(ranges)
+            );
+        }
+        for (&policy_id, addresses) in &self.targets {
+            write_address_set(&mut out, &policy_targets_set(policy_id), addresses);
+        }
+        for (&policy_id, lines) in &self.chains {
+            let _ = writeln!(out, "\n\tchain {} {{", policy_chain(policy_id));
+            for line in lines {
+                let _ = writeln!(out, "\t\t{}", chain_line(line));
+            }
+            out.push_str("\t}\n");
+        }
+        out.push_str("\n\tchain forward {\n");
+        out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n");
+        out.push_str("\t\tct state established,related accept\n");
+        out.push_str("\t\t# Traffic not from the overlay is not the hub's business.\n");
+        let _ = writeln!(out, "\t\tip saddr {} jump overlay", overlay_cidr(self.key));
+        out.push_str("\t}\n");
+        out.push_str("\n\tchain overlay {\n");
+        for line in self.overlay_lines() {
+            let _ = writeln!(out, "\t\t{line}");
+        }
+        out.push_str("\t}\n");
+        out
+    }
+
+    /// The overlay chain: shared users, a jump per policy guarded by its targets, then deny.
+    fn overlay_lines(&self) -> Vec<String> {
+        let mut lines = Vec::with_capacity(self.chains.len() + 2);
+        lines.push("ip daddr @shared_users accept".to_owned());
+        for &policy_id in self.chains.keys() {
+            lines.push(format!(
+                "ip daddr @{} jump {}",
+                policy_targets_set(policy_id),
+                policy_chain(policy_id)
+            ));
+        }
+        lines.push("drop".to_owned());
+        lines
+    }
+}
+
+/// The whole ruleset for `nft -f` the index implies: [`Ruleset::build`] then
+/// [`Ruleset::render`].
 pub fn render(index: &AccessIndex, key: SubnetKey) -> String {
-    let body = render_body(index, key);
-    let digest = digest_of_body(&body);
-    let mut out = String::with_capacity(body.len() + 512);
-    let overlay = overlay_cidr(key);
-    out.push_str("#!/usr/sbin/nft -f\n");
-    out.push_str(
-        "# Evon Hub firewall, generated by evon-hub: do not edit, it is replaced whole.\n",
-    );
-    let _ = writeln!(
-        out,
-        "# Overlay {overlay}: default deny; only what the hub's policies allow is forwarded."
-    );
-    out.push_str("# Only the table inet evon is touched; the next three statements replace it\n");
-    out.push_str("# in one transaction.\n");
-    out.push_str("table inet evon {}\n");
-    out.push_str("delete table inet evon\n");
-    out.push_str("table inet evon {\n");
-    let _ = writeln!(out, "\tcomment \"{}\"", digest_comment(digest));
-    out.push_str(&body);
-    out
+    Ruleset::build(index, key).render()
 }
 
-/// The digest [`render`] would write into the table comment for this index and key.
+/// The digest [`render`] would write for this index and key.
 pub fn digest(index: &AccessIndex, key: SubnetKey) -> u64 {
-    digest_of_body(&render_body(index, key))
+    Ruleset::build(index, key).digest()
 }
 
-/// The table comment carrying `digest`: `evon-hub 0123456789abcdef`.
+/// The digest rule's comment: `evon-hub 0123456789abcdef`.
 pub fn digest_comment(digest: u64) -> String {
     format!("{COMMENT_PREFIX} {digest:016x}")
 }
 
-/// The digest in a table comment written by [`render`], if it is one.
+/// The digest in a comment written by [`Ruleset::render`], if it is one.
 pub fn parse_digest_comment(comment: &str) -> Option<u64> {
     let hex = comment
         .trim()
@@ -72,7 +353,7 @@ pub fn parse_digest_comment(comment: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// FNV-1a, 64 bits: stable across versions and platforms, which is all the comment needs (it
+/// FNV-1a, 64 bits: stable across versions and platforms, which is all the digest needs (it
 /// detects drift, it is no defence against anyone).
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -82,123 +363,71 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
         .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
-fn digest_of_body(body: &str) -> u64 {
-    fnv1a64(body.as_bytes())
-}
-
 /// `100.K.0.0/16`.
 pub fn overlay_cidr(key: SubnetKey) -> String {
     format!("100.{}.0.0/16", key.get())
 }
 
-/// Everything inside the table after its comment, closing brace included.
-fn render_body(index: &AccessIndex, key: SubnetKey) -> String {
-    // allow_list never hands out an empty side (an empty set could not be declared) nor ports
-    // that do not suit the protocol; anything that did would allow nothing, so it is left out.
-    let entries: Vec<AllowEntry> = index
-        .allow_list()
-        .into_iter()
-        .filter(|entry| {
-            !entry.sources.is_empty()
-                && !entry.targets.is_empty()
-                && entry.ports.suits(entry.protocol)
-        })
-        .collect();
-    let shared = index.shared_user_addresses();
-    let mut out = String::new();
-
-    out.push_str("\tset shared_users {\n\t\ttype ipv4_addr\n");
-    if !shared.is_empty() {
-        write_elements(&mut out, &shared);
+/// An id in a set or chain name; a negative one (which the store never makes) is written
+/// `n<abs>`, since a name cannot hold a minus sign.
+fn id(n: i32) -> String {
+    if n < 0 {
+        format!("n{}", n.unsigned_abs())
+    } else {
+        n.to_string()
     }
-    out.push_str("\t}\n");
-
-    for entry in &entries {
-        let name = set_name(entry);
-        for (suffix, addresses) in [("src", &entry.sources), ("dst", &entry.targets)] {
-            let _ = writeln!(out, "\n\tset {name}_{suffix} {{\n\t\ttype ipv4_addr");
-            write_elements(&mut out, addresses);
-            out.push_str("\t}\n");
-        }
-    }
-
-    out.push_str("\n\tchain forward {\n");
-    out.push_str("\t\ttype filter hook forward priority filter; policy accept;\n");
-    out.push_str("\t\tct state established,related accept\n");
-    out.push_str("\t\t# Traffic not from the overlay is not the hub's business.\n");
-    let _ = writeln!(out, "\t\tip saddr {} jump overlay", overlay_cidr(key));
-    out.push_str("\t}\n");
-
-    out.push_str("\n\tchain overlay {\n");
-    out.push_str("\t\tip daddr @shared_users accept\n");
-    for entry in &entries {
-        let name = set_name(entry);
-        let _ = writeln!(
-            out,
-            "\t\tip saddr @{name}_src ip daddr @{name}_dst{} accept",
-            protocol_match(entry)
-        );
-    }
-    out.push_str("\t\tdrop\n");
-    out.push_str("\t}\n");
-    out.push_str("}\n");
-    out
 }
 
-/// `p<policy>_r<rule>`; a negative id (which the store never makes) is written `n<abs>`, since
-/// a set name cannot hold a minus sign.
-fn set_name(entry: &AllowEntry) -> String {
-    fn id(n: i32) -> String {
-        if n < 0 {
-            format!("n{}", n.unsigned_abs())
-        } else {
-            n.to_string()
-        }
-    }
-    format!("p{}_r{}", id(entry.policy_id), id(entry.rule_id))
+fn rule_sources_set(rule_id: i32) -> String {
+    format!("rule_{}_src", id(rule_id))
 }
 
-fn write_elements(out: &mut String, addresses: &[Ipv4Addr]) {
-    let mut sorted = addresses.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    out.push_str("\t\telements = {");
-    for (i, address) in sorted.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        // Eight to a line keeps large sets readable and diffs small.
-        if i % 8 == 0 {
-            out.push_str("\n\t\t\t");
-        } else {
-            out.push(' ');
-        }
-        let _ = write!(out, "{address}");
-    }
-    out.push_str("\n\t\t}\n");
+fn rule_ports_set(rule_id: i32) -> String {
+    format!("rule_{}_ports", id(rule_id))
 }
 
-/// ` tcp dport { 22, 80-90 }`, ` meta l4proto icmp`, or nothing for ALL.
-fn protocol_match(entry: &AllowEntry) -> String {
-    let keyword = match entry.protocol {
+fn policy_targets_set(policy_id: i32) -> String {
+    format!("policy_{}_dst", id(policy_id))
+}
+
+fn policy_chain(policy_id: i32) -> String {
+    format!("policy_{}", id(policy_id))
+}
+
+fn chain_line(line: &Line) -> String {
+    format!(
+        "ip saddr @{}{} accept",
+        rule_sources_set(line.rule_id),
+        line.matches
+    )
+}
+
+/// ` tcp dport 22`, ` tcp dport 80-90`, ` tcp dport @rule_7_ports` (more than one range),
+/// ` meta l4proto icmp`, or nothing for ALL. A single port or range needs no set at all.
+fn protocol_match(rule_id: i32, protocol: Protocol, ranges: &[(u16, u16)]) -> String {
+    let keyword = match protocol {
         Protocol::Tcp => "tcp",
         Protocol::Udp => "udp",
         Protocol::Icmp => return " meta l4proto icmp".to_owned(),
         Protocol::All => return String::new(),
     };
-    // Never empty: entries whose ports do not suit their protocol are left out.
-    let ranges = merged(entry.ports.ranges());
-    let ports: Vec<String> = ranges
-        .iter()
-        .map(|&(start, end)| {
-            if start == end {
-                start.to_string()
-            } else {
-                format!("{start}-{end}")
-            }
-        })
-        .collect();
-    format!(" {keyword} dport {{ {} }}", ports.join(", "))
+    match ranges {
+        [single] => format!(" {keyword} dport {}", port_range(*single)),
+        _ => format!(" {keyword} dport @{}", rule_ports_set(rule_id)),
+    }
+}
+
+fn port_range((start, end): (u16, u16)) -> String {
+    if start == end {
+        start.to_string()
+    } else {
+        format!("{start}-{end}")
+    }
+}
+
+fn port_list(ranges: &[(u16, u16)]) -> String {
+    let ranges: Vec<String> = ranges.iter().map(|&r| port_range(r)).collect();
+    ranges.join(", ")
 }
 
 /// Ranges merged where they overlap or touch, ascending: nftables refuses overlapping
@@ -216,6 +445,106 @@ fn merged(ranges: &[PortRange]) -> Vec<(u16, u16)> {
         }
     }
     out
+}
+
+/// A set of addresses as the table declares it; the addresses are ascending and distinct.
+fn write_address_set(out: &mut String, name: &str, addresses: &[Ipv4Addr]) {
+    let _ = writeln!(out, "\n\tset {name} {{\n\t\ttype ipv4_addr");
+    if !addresses.is_empty() {
+        out.push_str("\t\telements = {");
+        write_address_list(out, addresses, "\n\t\t\t");
+        out.push_str("\n\t\t}\n");
+    }
+    out.push_str("\t}\n");
+}
+
+/// Addresses separated by commas, eight to a line (which keeps large sets readable and their
+/// diffs small), each line started with `indent`.
+fn write_address_list(out: &mut String, addresses: &[Ipv4Addr], indent: &str) {
+    for (i, address) in addresses.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if i % 8 == 0 {
+            out.push_str(indent);
+        } else {
+            out.push(' ');
+        }
+        let _ = write!(out, "{address}");
+    }
+}
+
+/// `add set` for the sets `next` has and `old` lacks, with their elements; `add element` and
+/// `delete element` for the sets both have.
+fn update_address_sets(
+    out: &mut String,
+    old: &BTreeMap<i32, Vec<Ipv4Addr>>,
+    next: &BTreeMap<i32, Vec<Ipv4Addr>>,
+    name: fn(i32) -> String,
+) {
+    for (&owner, addresses) in next {
+        let set = name(owner);
+        match old.get(&owner) {
+            Some(before) => update_addresses(out, &set, before, addresses),
+            None => {
+                let _ = writeln!(out, "add set inet evon {set} {{ type ipv4_addr; }}");
+                update_addresses(out, &set, &[], addresses);
+            }
+        }
+    }
+}
+
+/// The element commands that turn set `name` from `before` into `after` (both ascending and
+/// distinct): deletions first, so that a set never holds more than either side.
+fn update_addresses(out: &mut String, name: &str, before: &[Ipv4Addr], after: &[Ipv4Addr]) {
+    let (gone, new) = sorted_difference(before, after);
+    for (verb, addresses) in [("delete", gone), ("add", new)] {
+        if addresses.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "{verb} element inet evon {name} {{");
+        write_address_list(out, &addresses, "\n\t");
+        out.push_str("\n}\n");
+    }
+}
+
+fn write_port_elements(out: &mut String, name: &str, ranges: &[(u16, u16)]) {
+    let _ = writeln!(
+        out,
+        "add element inet evon {name} {{ {} }}",
+        port_list(ranges)
+    );
+}
+
+fn write_chain_lines(out: &mut String, chain: &str, lines: &[Line]) {
+    for line in lines {
+        let _ = writeln!(out, "add rule inet evon {chain} {}", chain_line(line));
+    }
+}
+
+/// What is only in `before`, and what is only in `after`; both inputs ascending and distinct.
+fn sorted_difference(before: &[Ipv4Addr], after: &[Ipv4Addr]) -> (Vec<Ipv4Addr>, Vec<Ipv4Addr>) {
+    let (mut gone, mut new) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < before.len() && j < after.len() {
+        match before[i].cmp(&after[j]) {
+            std::cmp::Ordering::Less => {
+                gone.push(before[i]);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                new.push(after[j]);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    gone.extend_from_slice(&before[i..]);
+    new.extend_from_slice(&after[j..]);
+    (gone, new)
 }
 
 #[cfg(test)]
@@ -251,15 +580,27 @@ mod tests {
     }
 
     #[test]
+    fn differences_of_sorted_lists() {
+        let a = |n: u8| Ipv4Addr::new(100, 111, 224, n);
+        assert_eq!(
+            sorted_difference(&[a(1), a(2), a(4)], &[a(2), a(3), a(4), a(5)]),
+            (vec![a(1)], vec![a(3), a(5)])
+        );
+        assert_eq!(sorted_difference(&[], &[a(1)]), (vec![], vec![a(1)]));
+        assert_eq!(sorted_difference(&[a(1)], &[]), (vec![a(1)], vec![]));
+    }
+
+    #[test]
     fn an_empty_network_is_default_deny() {
-        let text = render(&AccessIndex::default(), SubnetKey::new(111));
+        let ruleset = Ruleset::build(&AccessIndex::default(), SubnetKey::new(111));
+        let text = ruleset.render();
         assert!(text.contains("ip saddr 100.111.0.0/16 jump overlay"));
         assert!(text.contains("\t\tdrop\n"));
         assert!(!text.contains("elements"));
-        let comment = format!(
-            "comment \"{}\"",
-            digest_comment(digest(&AccessIndex::default(), SubnetKey::new(111)))
-        );
-        assert!(text.contains(&comment));
+        assert!(text.contains(&format!(
+            "return comment \"{}\"",
+            digest_comment(ruleset.digest())
+        )));
+        assert_eq!(ruleset.render_update(&ruleset.clone()), None);
     }
 }

@@ -8,10 +8,13 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use evon_domain::access::{
-    AccessIndex, AllowEntry, GroupNode, NetworkSnapshot, PolicyNode, ResolvedPair, RuleNode,
-    ServerGroupNode, ServerNode, UserNode,
+    AccessIndex, AllowEntry, AllowParts, GroupNode, NetworkSnapshot, PolicyNode, ResolvedPair,
+    RuleNode, ServerGroupNode, ServerNode, UserNode,
 };
 use evon_domain::rule::{PortSpec, Protocol};
+
+mod support;
+use support::{address, random_network, XorShift};
 
 /// The semantics, spelled out. Of two nodes with one id the first counts, as documented.
 struct Model<'a>(&'a NetworkSnapshot);
@@ -182,103 +185,27 @@ impl Model<'_> {
     }
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    /// An id from 1 to `max`, or now and then one that names nothing.
-    fn id(&mut self, max: i32) -> i32 {
-        if self.chance(10) {
-            1000 + self.below(5) as i32
-        } else {
-            1 + self.below(max as u64) as i32
+/// The flat allow-list the factored one stands for: every rule of every policy, as long as both
+/// sides hold an address.
+fn expand(parts: &AllowParts) -> Vec<AllowEntry> {
+    let mut entries = Vec::new();
+    for (&policy_id, policy) in &parts.policies {
+        for rule_id in &policy.rules {
+            let rule = &parts.rules[rule_id];
+            if rule.sources.is_empty() || policy.targets.is_empty() {
+                continue;
+            }
+            entries.push(AllowEntry {
+                policy_id,
+                rule_id: *rule_id,
+                sources: rule.sources.clone(),
+                targets: policy.targets.clone(),
+                protocol: rule.protocol,
+                ports: rule.ports.clone(),
+            });
         }
     }
-
-    fn ids(&mut self, max: i32, most: u64) -> Vec<i32> {
-        (0..self.below(most + 1)).map(|_| self.id(max)).collect()
-    }
-}
-
-/// The n-th address handed out from `100.111.<third>.0`: `.6`, `.10`, `.14`, …
-fn address(third: u8, n: usize) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(Ipv4Addr::new(100, 111, third, 0)) + n as u32 * 4 + 6)
-}
-
-fn random_network(rng: &mut XorShift) -> NetworkSnapshot {
-    let (n_users, n_servers) = (1 + rng.below(8) as i32, 1 + rng.below(8) as i32);
-    let (n_groups, n_server_groups) = (rng.below(4) as i32, rng.below(4) as i32);
-    let (n_rules, n_policies) = (rng.below(6) as i32, rng.below(5) as i32);
-    let mut network = NetworkSnapshot::default();
-    for n in 0..n_users as usize + rng.below(2) as usize {
-        network.users.push(UserNode {
-            // Ids repeat now and then: the first user with an id counts.
-            id: 1 + (n as i32 % n_users),
-            active: rng.chance(75),
-            address: address(208, n),
-            shared: rng.chance(30),
-        });
-    }
-    for n in 0..n_servers as usize {
-        network.servers.push(ServerNode {
-            id: n as i32 + 1,
-            address: address(224, n),
-        });
-    }
-    for id in 1..=n_groups {
-        network.groups.push(GroupNode {
-            id,
-            members: rng.ids(n_users, 4),
-        });
-    }
-    for id in 1..=n_server_groups {
-        network.server_groups.push(ServerGroupNode {
-            id,
-            members: rng.ids(n_servers, 4),
-        });
-    }
-    for id in 1..=n_rules {
-        let protocol = Protocol::CHOICES[rng.below(4) as usize];
-        let text = match (protocol.takes_ports(), rng.chance(8)) {
-            (true, false) => "22,80-90",
-            (false, false) => "",
-            // Now and then a rule whose ports do not suit its protocol.
-            (true, true) => "",
-            (false, true) => "7",
-        };
-        network.rules.push(RuleNode {
-            id,
-            protocol,
-            ports: PortSpec::parse_list(text).unwrap(),
-            source_users: rng.ids(n_users, 2),
-            source_groups: rng.ids(n_groups.max(1), 2),
-            source_servers: rng.ids(n_servers, 2),
-            source_servergroups: rng.ids(n_server_groups.max(1), 2),
-        });
-    }
-    for _ in 0..n_policies {
-        network.policies.push(PolicyNode {
-            id: rng.id(n_policies.max(1)),
-            rules: rng.ids(n_rules.max(1), 3),
-            servers: rng.ids(n_servers, 2),
-            servergroups: rng.ids(n_server_groups.max(1), 2),
-        });
-    }
-    network
+    entries
 }
 
 #[test]
@@ -295,6 +222,11 @@ fn engine_agrees_with_the_naive_model() {
             "round {round}: {network:#?}"
         );
         assert_eq!(index.allow_list(), model.allow_list(), "round {round}");
+        assert_eq!(
+            expand(&index.allow_parts()),
+            model.allow_list(),
+            "round {round}"
+        );
         assert_eq!(
             index.shared_user_addresses(),
             model.shared(),

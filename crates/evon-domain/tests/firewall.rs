@@ -14,6 +14,9 @@ use evon_domain::firewall::{self, render};
 use evon_domain::rule::{PortSpec, Protocol};
 use evon_domain::{PolicyNode, RuleNode, ServerNode, SubnetKey, UserNode};
 
+mod support;
+use support::{random_network, XorShift};
+
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/access");
 
 fn fixtures() -> Vec<(String, NetworkSnapshot)> {
@@ -155,10 +158,10 @@ fn rendering_is_deterministic_and_touches_only_its_table() {
                 "table inet evon {"
             ]
         );
-        // The comment carries the digest of what follows it.
+        // The digest chain carries the digest of the table.
         let comment = firewall::digest_comment(firewall::digest(&index, key()));
         assert!(
-            text.contains(&format!("\tcomment \"{comment}\"\n")),
+            text.contains(&format!("\t\treturn comment \"{comment}\"\n")),
             "{name}"
         );
     }
@@ -223,11 +226,16 @@ fn rules_grow_with_pairs_never_with_addresses() {
     };
     let small = render(&AccessIndex::build(&network(2, 2)), key());
     let large = render(&AccessIndex::build(&network(900, 1500)), key());
-    // 12 pairs, plus established and shared-user acceptance.
+    // 12 pairs, plus established and shared-user acceptance; one set per rule and per policy
+    // (and the shared users, and rule 1's ports), however many pairs use them.
     assert_eq!(rules(&small), 14);
     assert_eq!(rules(&large), 14);
-    assert!(large.contains("tcp dport { 22, 80-100 } accept"));
-    assert!(large.contains("udp dport { 53 } accept"));
+    let sets = |text: &str| text.lines().filter(|l| l.starts_with("\tset ")).count();
+    assert_eq!(sets(&small), 1 + 4 + 1 + 3);
+    assert_eq!(sets(&large), 1 + 4 + 1 + 3);
+    assert!(large.contains("ip saddr @rule_1_src tcp dport @rule_1_ports accept"));
+    assert!(large.contains("elements = { 22, 80-100 }"));
+    assert!(large.contains("ip saddr @rule_2_src udp dport 53 accept"));
     assert!(large.contains("meta l4proto icmp accept"));
     nft_check("large", &large);
 }
@@ -235,4 +243,212 @@ fn rules_grow_with_pairs_never_with_addresses() {
 #[test]
 fn the_path_of_the_fixtures_is_right() {
     assert!(Path::new(FIXTURES).is_dir());
+}
+
+/// Runs `script` with `sh -e` in a new, empty network namespace, in a directory holding `files`;
+/// its standard output. Panics with the script's stderr when it fails.
+fn in_fresh_netns(files: &[(String, String)], script: &str) -> String {
+    let dir = tempfile_dir();
+    for (name, text) in files {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let output = Command::new("unshare")
+        .args(["-n", "sh", "-ec", script])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `unshare -n sh`: {e}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        output.status.success(),
+        "the script failed ({}):\n{}\n--- script ---\n{script}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// `nft -j list table inet evon` as a value that two equal tables share however they came to
+/// be: handles dropped, each set's elements sorted (the kernel lists them in the order they
+/// were added), sets and chains by name, each chain's rules in order.
+fn normalised(listing: &str) -> serde_json::Value {
+    use serde_json::{json, Map, Value};
+    let value: Value = serde_json::from_str(listing).unwrap();
+    let (mut sets, mut chains, mut rules) = (Map::new(), Map::new(), Map::new());
+    let mut table = Value::Null;
+    for item in value["nftables"].as_array().unwrap() {
+        let Some((kind, body)) = item.as_object().and_then(|o| o.iter().next()) else {
+            continue;
+        };
+        let mut body = body.clone();
+        body.as_object_mut().unwrap().remove("handle");
+        let name = body["name"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "table" => table = body,
+            "set" => {
+                if let Some(elements) = body.get_mut("elem").and_then(Value::as_array_mut) {
+                    elements.sort_by_key(|e| e.to_string());
+                }
+                sets.insert(name, body);
+            }
+            "chain" => {
+                chains.insert(name, body);
+            }
+            "rule" => {
+                let chain = body["chain"].as_str().unwrap().to_owned();
+                rules
+                    .entry(chain)
+                    .or_insert_with(|| json!([]))
+                    .as_array_mut()
+                    .unwrap()
+                    .push(body);
+            }
+            _ => {}
+        }
+    }
+    json!({"table": table, "sets": sets, "chains": chains, "rules": rules})
+}
+
+/// A network a little different from `network`: the kind of change one API write makes.
+fn nudged(network: &NetworkSnapshot, rng: &mut XorShift) -> NetworkSnapshot {
+    let mut next = network.clone();
+    match rng.below(8) {
+        0 if !next.users.is_empty() => {
+            let i = rng.below(next.users.len() as u64) as usize;
+            next.users[i].active = !next.users[i].active;
+        }
+        1 if !next.users.is_empty() => {
+            let i = rng.below(next.users.len() as u64) as usize;
+            next.users[i].shared = !next.users[i].shared;
+        }
+        2 if !next.groups.is_empty() => {
+            let i = rng.below(next.groups.len() as u64) as usize;
+            let member = rng.id(8);
+            next.groups[i].members.push(member);
+        }
+        3 if !next.server_groups.is_empty() => {
+            let i = rng.below(next.server_groups.len() as u64) as usize;
+            next.server_groups[i].members.pop();
+        }
+        4 if !next.rules.is_empty() => {
+            let i = rng.below(next.rules.len() as u64) as usize;
+            let rule = &mut next.rules[i];
+            let text = ["22", "22,80-90", "53,1000-2000,443", "1-65535"][rng.below(4) as usize];
+            rule.protocol = [Protocol::Tcp, Protocol::Udp][rng.below(2) as usize];
+            rule.ports = PortSpec::parse_list(text).unwrap();
+        }
+        5 if !next.policies.is_empty() => {
+            let i = rng.below(next.policies.len() as u64) as usize;
+            next.policies.remove(i);
+        }
+        6 => {
+            let servers = rng.ids(8, 3);
+            next.policies.push(PolicyNode {
+                id: 50 + rng.below(5) as i32,
+                rules: rng.ids(5, 3),
+                servers,
+                servergroups: rng.ids(3, 1),
+            });
+        }
+        _ => return random_network(rng),
+    }
+    next
+}
+
+/// The update from one ruleset to the next leaves the kernel with exactly the table the next
+/// ruleset's full render gives, step after step, and with its digest: checked by the real
+/// kernel in a fresh network namespace, on the fixtures one after another and on sequences of
+/// random networks nudged the way API writes change them.
+#[test]
+fn updates_leave_the_table_a_full_render_would() {
+    let mut sequences: Vec<Vec<NetworkSnapshot>> =
+        vec![fixtures().into_iter().map(|(_, network)| network).collect()];
+    let mut rng = XorShift(0x5eed_f1e1_d5ee_d5ee);
+    for _ in 0..6 {
+        let mut networks = vec![random_network(&mut rng)];
+        for _ in 0..24 {
+            let next = nudged(networks.last().unwrap(), &mut rng);
+            networks.push(next);
+        }
+        sequences.push(networks);
+    }
+    let mut updates = 0;
+    for networks in sequences {
+        let rulesets: Vec<firewall::Ruleset> = networks
+            .iter()
+            .map(|n| firewall::Ruleset::build(&AccessIndex::build(n), key()))
+            .collect();
+        let mut files = Vec::new();
+        let mut incremental = String::from("nft -f full-0.nft\n");
+        let mut full = String::new();
+        for (step, ruleset) in rulesets.iter().enumerate() {
+            files.push((format!("full-{step}.nft"), ruleset.render()));
+            full.push_str(&format!(
+                "nft -f full-{step}.nft\necho '#####'\nnft -j list table inet evon\n"
+            ));
+            if step > 0 {
+                match rulesets[step - 1].render_update(ruleset) {
+                    Some(update) => {
+                        updates += 1;
+                        files.push((format!("update-{step}.nft"), update));
+                        incremental.push_str(&format!("nft -f update-{step}.nft\n"));
+                    }
+                    None => assert_eq!(rulesets[step - 1].digest(), ruleset.digest()),
+                }
+            }
+            incremental.push_str("echo '#####'\nnft -j list table inet evon\n");
+        }
+        let incremental = in_fresh_netns(&files, &incremental);
+        let full = in_fresh_netns(&files, &full);
+        let incremental: Vec<&str> = incremental.split("#####\n").skip(1).collect();
+        let full: Vec<&str> = full.split("#####\n").skip(1).collect();
+        assert_eq!(incremental.len(), rulesets.len());
+        for (step, ruleset) in rulesets.iter().enumerate() {
+            let listed = normalised(incremental[step]);
+            assert_eq!(listed, normalised(full[step]), "step {step}");
+            assert_eq!(
+                listed["rules"]["digest"][0]["comment"],
+                firewall::digest_comment(ruleset.digest()),
+                "step {step}"
+            );
+        }
+    }
+    assert!(updates > 60, "only {updates} updates were tried");
+}
+
+/// An update is small when the change is: one server more in every server group touches the
+/// elements of the sets those groups feed (rule sources, policy targets) and the digest, nothing
+/// else.
+#[test]
+fn an_update_says_only_what_changed() {
+    let mut network = fixtures()
+        .into_iter()
+        .find(|(name, _)| name == "kinds")
+        .unwrap()
+        .1;
+    let before = firewall::Ruleset::build(&AccessIndex::build(&network), key());
+    let added = Ipv4Addr::new(100, 111, 231, 254);
+    network.servers.push(ServerNode {
+        id: 9999,
+        address: added,
+    });
+    for group in &mut network.server_groups {
+        group.members.push(9999);
+    }
+    let after = firewall::Ruleset::build(&AccessIndex::build(&network), key());
+    let update = before.render_update(&after).unwrap();
+    let commands: Vec<&str> = update
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('\t') && *l != "}")
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .all(|c| c.starts_with("add element inet evon policy_")
+                || c.starts_with("add element inet evon rule_")
+                || c.starts_with("flush chain inet evon digest")
+                || c.starts_with("add rule inet evon digest")),
+        "{update}"
+    );
+    assert!(update.contains(&added.to_string()));
+    assert!(before.render_update(&before).is_none());
 }

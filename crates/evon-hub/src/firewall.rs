@@ -28,6 +28,9 @@ const NFT: &str = "nft";
 pub const POLL: Duration = Duration::from_millis(200);
 /// The longest the keeper waits between attempts after failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the keeper reads the kernel's digest back even when the hub has not changed, so
+/// that a table deleted or replaced by someone else (`nft flush ruleset`) is put back.
+pub const KERNEL_CHECK: Duration = Duration::from_secs(5);
 
 /// Whether `serve` keeps the firewall: `--firewall on|off`, `EVON_HUB_FIREWALL`, `firewall =
 /// "off"` in evon-hub.toml.
@@ -48,30 +51,26 @@ pub enum FirewallCommand {
     Status,
 }
 
-/// A rendered ruleset and what it was made from.
+/// The ruleset of the database at one generation.
 #[derive(Debug, Clone)]
-pub struct Ruleset {
+pub struct Snapshot {
     /// The hub generation the ruleset reflects.
     pub generation: i64,
-    pub digest: u64,
-    pub text: String,
+    pub ruleset: firewall::Ruleset,
 }
 
 /// The ruleset of the database as it is now: generation, network and subnet key from one
 /// consistent read.
-pub fn ruleset(store: &Store, cache: &AccessCache) -> StoreResult<Ruleset> {
+pub fn ruleset(store: &Store, cache: &AccessCache) -> StoreResult<Snapshot> {
     let (generation, index, settings) = store.read(|conn| {
         let generation = evon_store::hub::generation(conn)?;
         let index = cache.index(conn)?;
         let settings = evon_store::hub::settings(conn)?;
         Ok((generation, index, settings))
     })?;
-    let text = firewall::render(&index, settings.subnet_key);
-    let digest = firewall::digest(&index, settings.subnet_key);
-    Ok(Ruleset {
+    Ok(Snapshot {
         generation,
-        digest,
-        text,
+        ruleset: firewall::Ruleset::build(&index, settings.subnet_key),
     })
 }
 
@@ -116,64 +115,50 @@ fn first_line(text: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelTable {
     Absent,
-    /// The table, with the digest of its comment when it carries one of ours.
+    /// The table, with the digest its `digest` chain carries when it has one of ours.
     Present(Option<u64>),
 }
 
-/// Reads the table's comment back. `nft -j` puts it in the table object in recent versions;
-/// older ones (1.0.6) leave it out of JSON, so the text listing is read then.
+/// Reads the digest back from the table's `digest` chain: one short chain, however large the
+/// table, so that this is cheap enough to ask before every update.
 pub fn kernel_table() -> Result<KernelTable> {
-    let table = format!("{} {}", firewall::TABLE_FAMILY, firewall::TABLE_NAME);
-    let output = nft_list(&[
+    let listing = nft_list(&[
         "-j",
         "list",
-        "table",
+        "chain",
         firewall::TABLE_FAMILY,
         firewall::TABLE_NAME,
+        firewall::DIGEST_CHAIN,
     ])?;
-    let Some(json) = output else {
-        return Ok(KernelTable::Absent);
-    };
-    let value: serde_json::Value = serde_json::from_str(&json)
-        .with_context(|| format!("{NFT} -j list table {table} printed no JSON"))?;
-    let comment = value["nftables"]
+    if let Some(json) = listing {
+        return Ok(KernelTable::Present(digest_of_listing(&json)?));
+    }
+    // No chain: the table may still be there (written by something else, or by an older hub).
+    let tables = nft_list(&["-j", "list", "tables", firewall::TABLE_FAMILY])?.unwrap_or_default();
+    let value: serde_json::Value = serde_json::from_str(&tables)
+        .with_context(|| format!("{NFT} -j list tables printed no JSON"))?;
+    let present = value["nftables"]
         .as_array()
         .into_iter()
         .flatten()
-        .find_map(|item| item["table"]["comment"].as_str().map(str::to_owned));
-    let comment = match comment {
-        Some(comment) => Some(comment),
-        None => {
-            let Some(text) = nft_list(&[
-                "list",
-                "table",
-                firewall::TABLE_FAMILY,
-                firewall::TABLE_NAME,
-            ])?
-            else {
-                return Ok(KernelTable::Absent);
-            };
-            comment_of_listing(&text)
-        }
-    };
-    Ok(KernelTable::Present(
-        comment.as_deref().and_then(firewall::parse_digest_comment),
-    ))
+        .any(|item| item["table"]["name"].as_str() == Some(firewall::TABLE_NAME));
+    Ok(if present {
+        KernelTable::Present(None)
+    } else {
+        KernelTable::Absent
+    })
 }
 
-/// The table's own comment in `nft list table` output: a `comment "..."` line before its first
-/// set or chain.
-fn comment_of_listing(text: &str) -> Option<String> {
-    for line in text.lines().skip(1) {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("comment \"") {
-            return rest.strip_suffix('"').map(str::to_owned);
-        }
-        if line.starts_with("set ") || line.starts_with("chain ") || line.starts_with("map ") {
-            return None;
-        }
-    }
-    None
+/// The digest in the comment of the first rule of a `nft -j list chain` listing.
+fn digest_of_listing(json: &str) -> Result<Option<u64>> {
+    let value: serde_json::Value = serde_json::from_str(json)
+        .with_context(|| format!("{NFT} -j list chain printed no JSON"))?;
+    Ok(value["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|item| item["rule"]["comment"].as_str())
+        .and_then(firewall::parse_digest_comment))
 }
 
 /// Runs `nft ARGS`: its output, or `None` when the table does not exist.
@@ -203,25 +188,28 @@ fn nft_list(args: &[&str]) -> Result<Option<String>> {
 pub fn run(location: &Location, action: FirewallCommand) -> Result<()> {
     let resolved = settings::resolve(location)?;
     let store = crate::commands::open_once(&resolved, OpenMode::MustExist)?;
-    let ruleset = ruleset(&store, &AccessCache::new());
+    let snapshot = ruleset(&store, &AccessCache::new());
     drop(store);
-    let ruleset = ruleset?;
+    let Snapshot {
+        generation,
+        ruleset,
+    } = snapshot?;
     match action {
         FirewallCommand::Render => {
-            print!("{}", ruleset.text);
+            print!("{}", ruleset.render());
             Ok(())
         }
         FirewallCommand::Apply => {
-            apply(&ruleset.text)?;
+            apply(&ruleset.render())?;
             eprintln!(
-                "firewall applied (generation {}, digest {:016x})",
-                ruleset.generation, ruleset.digest
+                "firewall applied (generation {generation}, digest {:016x})",
+                ruleset.digest()
             );
             Ok(())
         }
         FirewallCommand::Status => match kernel_table()? {
-            KernelTable::Present(Some(digest)) if digest == ruleset.digest => {
-                println!("in sync (generation {})", ruleset.generation);
+            KernelTable::Present(Some(digest)) if digest == ruleset.digest() => {
+                println!("in sync (generation {generation})");
                 Ok(())
             }
             KernelTable::Present(_) => {
@@ -304,25 +292,37 @@ impl Drop for Keeper {
 
 fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>) {
     let cache = AccessCache::new();
-    let mut applied: Option<i64> = None;
+    let mut applied: Option<Snapshot> = None;
     let mut failures: u32 = 0;
     let mut next_attempt = Instant::now();
+    let mut next_kernel_check = Instant::now() + KERNEL_CHECK;
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_attempt {
-            match attempt(store, &cache, applied) {
+            let check_kernel = Instant::now() >= next_kernel_check;
+            if check_kernel {
+                next_kernel_check = Instant::now() + KERNEL_CHECK;
+            }
+            match attempt(store, &cache, applied.as_ref(), check_kernel) {
                 Ok(None) => {}
-                Ok(Some(ruleset)) => {
+                Ok(Some((snapshot, how))) => {
                     if failures > 0 {
                         tracing::info!(failures, "firewall apply succeeded again");
                     }
-                    tracing::info!(
-                        generation = ruleset.generation,
-                        digest = %format!("{:016x}", ruleset.digest),
-                        "firewall applied"
-                    );
-                    applied = Some(ruleset.generation);
+                    if let Some(how) = how {
+                        tracing::info!(
+                            generation = snapshot.generation,
+                            digest = %format!("{:016x}", snapshot.ruleset.digest()),
+                            how = how.as_str(),
+                            "firewall applied"
+                        );
+                    }
                     failures = 0;
-                    record(last, Some(ruleset.generation), Ok(ruleset.digest));
+                    record(
+                        last,
+                        Some(snapshot.generation),
+                        Ok(snapshot.ruleset.digest()),
+                    );
+                    applied = Some(snapshot);
                 }
                 Err((generation, error)) => {
                     failures = failures.saturating_add(1);
@@ -334,6 +334,8 @@ fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>) {
                         "firewall apply failed; the previous ruleset stays"
                     );
                     record(last, generation, Err(error));
+                    // What the kernel holds is no longer known: the next attempt loads it whole.
+                    applied = None;
                     next_attempt = Instant::now() + backoff;
                 }
             }
@@ -349,23 +351,81 @@ fn backoff(failures: u32) -> Duration {
     (POLL * factor).min(MAX_BACKOFF)
 }
 
-/// One look: `Ok(None)` when the kernel already has generation `applied`, else applies the
-/// current ruleset.
+/// How the keeper brought the kernel up to date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// The whole table, replaced.
+    Full,
+    /// Only what changed since the ruleset the kernel held.
+    Update,
+}
+
+impl Applied {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Full => "full",
+            Self::Update => "update",
+        }
+    }
+}
+
+/// What one look of the keeper came to: see [`attempt`]. A failure names the generation it was
+/// for, when it got that far, and says why in one line.
+type Attempt = std::result::Result<Option<(Snapshot, Option<Applied>)>, (Option<i64>, String)>;
+
+/// One look: `Ok(None)` when the hub is still at the generation of `applied` (and, when
+/// `check_kernel`, the kernel still carries its digest); else the current ruleset, and how it
+/// reached the kernel (`None` when a write changed nothing the firewall holds, which most
+/// writes do not).
+///
+/// An update is sent only when the kernel still carries the digest of `applied` (so nobody
+/// changed the table behind the keeper's back); when it does not, or when nft refuses the
+/// update, the whole table is loaded instead.
 fn attempt(
     store: &Store,
     cache: &AccessCache,
-    applied: Option<i64>,
-) -> std::result::Result<Option<Ruleset>, (Option<i64>, String)> {
+    applied: Option<&Snapshot>,
+    check_kernel: bool,
+) -> Attempt {
     let generation = store
         .read(evon_store::hub::generation)
         .map_err(|e| (None, format!("cannot read the hub generation: {e}")))?;
-    if applied == Some(generation) {
-        return Ok(None);
+    if let Some(current) = applied.filter(|a| a.generation == generation) {
+        if !check_kernel {
+            return Ok(None);
+        }
+        let failed = |e: anyhow::Error| (Some(generation), format!("{e:#}"));
+        if kernel_table().map_err(failed)? == KernelTable::Present(Some(current.ruleset.digest())) {
+            return Ok(None);
+        }
+        tracing::warn!("the kernel's table inet evon changed behind the hub; loading it whole");
+        apply(&current.ruleset.render()).map_err(failed)?;
+        return Ok(Some((current.clone(), Some(Applied::Full))));
     }
-    let ruleset =
+    let snapshot =
         ruleset(store, cache).map_err(|e| (Some(generation), format!("cannot render: {e}")))?;
-    apply(&ruleset.text).map_err(|e| (Some(ruleset.generation), format!("{e:#}")))?;
-    Ok(Some(ruleset))
+    let failed = |e: anyhow::Error| (Some(snapshot.generation), format!("{e:#}"));
+    let Some(previous) = applied else {
+        apply(&snapshot.ruleset.render()).map_err(failed)?;
+        return Ok(Some((snapshot, Some(Applied::Full))));
+    };
+    let Some(update) = previous.ruleset.render_update(&snapshot.ruleset) else {
+        return Ok(Some((snapshot, None)));
+    };
+    let kernel = kernel_table().map_err(failed)?;
+    if kernel == KernelTable::Present(Some(previous.ruleset.digest())) {
+        match apply(&update) {
+            Ok(()) => return Ok(Some((snapshot, Some(Applied::Update)))),
+            Err(error) => tracing::warn!(
+                error = %format!("{error:#}"),
+                "firewall update refused; loading the whole table"
+            ),
+        }
+    } else {
+        tracing::warn!("the kernel's table inet evon changed behind the hub; loading it whole");
+    }
+    apply(&snapshot.ruleset.render()).map_err(failed)?;
+    Ok(Some((snapshot, Some(Applied::Full))))
 }
 
 fn record(last: &Mutex<Option<Outcome>>, generation: Option<i64>, result: Result<u64, String>) {
@@ -393,15 +453,15 @@ mod tests {
     }
 
     #[test]
-    fn the_comment_is_found_in_a_listing() {
-        let text = "table inet evon {\n\tcomment \"evon-hub 0123456789abcdef\"\n\tset a {\n";
+    fn the_digest_is_read_from_a_chain_listing() {
+        // What nft 1.0.6 prints for `nft -j list chain inet evon digest`.
+        let listing = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, {"chain": {"family": "inet", "table": "evon", "name": "digest", "handle": 1}}, {"rule": {"family": "inet", "table": "evon", "chain": "digest", "handle": 4, "comment": "evon-hub 0123456789abcdef", "expr": [{"return": null}]}}]}"#;
         assert_eq!(
-            comment_of_listing(text).as_deref(),
-            Some("evon-hub 0123456789abcdef")
+            digest_of_listing(listing).unwrap(),
+            Some(0x0123_4567_89ab_cdef)
         );
-        assert_eq!(
-            comment_of_listing("table inet evon {\n\tchain x {\n\t\tcomment \"no\"\n"),
-            None
-        );
+        let foreign = listing.replace("evon-hub 0123456789abcdef", "someone else");
+        assert_eq!(digest_of_listing(&foreign).unwrap(), None);
+        assert!(digest_of_listing("not json").is_err());
     }
 }

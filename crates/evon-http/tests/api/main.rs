@@ -17,6 +17,7 @@ mod config;
 mod errors;
 mod escalation;
 mod groups;
+mod hostile_bodies;
 mod matrix;
 mod network;
 mod pagination;

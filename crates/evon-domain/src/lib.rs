@@ -20,6 +20,7 @@ pub mod permission;
 pub mod policy;
 pub mod rule;
 pub mod server;
+pub mod throttle;
 pub mod time;
 pub mod validate;
 

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
@@ -75,10 +76,17 @@ impl FromRequest for Auth {
             let digest = digest.map_err(ApiError::Unauthenticated)?;
             let state =
                 state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
-            match state
-                .read(move |conn| evon_store::auth::principal_by_token(conn, &digest))
-                .await?
-            {
+            // A warm token is answered from memory on this worker: no database, no hop to the
+            // blocking pool. Anything else (cold, unknown, or the hub changed since) asks the
+            // database, which refills the cache.
+            let lookup = match state.tokens.cached(&digest) {
+                Some(lookup) => lookup,
+                None => {
+                    let tokens = Arc::clone(&state.tokens);
+                    state.read(move |conn| tokens.lookup(conn, &digest)).await?
+                }
+            };
+            match lookup {
                 TokenLookup::Active(principal) => Ok(Auth(principal)),
                 TokenLookup::Inactive => Err(ApiError::Unauthenticated(INACTIVE)),
                 TokenLookup::Unknown => Err(ApiError::Unauthenticated(INVALID_TOKEN)),

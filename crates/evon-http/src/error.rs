@@ -31,6 +31,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// 408: the body did not arrive within [`crate::body::BODY_DEADLINE`] of its headers.
+    #[error("request body timed out")]
+    BodyTimeout,
     #[error("conflict: {0}")]
     Conflict(String),
     /// The database is unreachable or saturated; the cause is logged, never sent.
@@ -67,6 +70,7 @@ impl ResponseError for ApiError {
             ApiError::Validation(_) | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +106,10 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge => {
                 json!({ "detail": format!("Request body is larger than the limit of {} bytes.", crate::BODY_LIMIT) })
             }
+            ApiError::BodyTimeout => json!({ "detail": format!(
+                "The request body was not received within {} seconds.",
+                crate::body::BODY_DEADLINE.as_secs()
+            ) }),
             ApiError::Conflict(_) => {
                 json!({ "detail": "The change collided with concurrent changes and was not applied; try again." })
             }

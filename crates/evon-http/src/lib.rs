@@ -48,6 +48,9 @@ pub fn app(
 > {
     App::new()
         .app_data(state)
+        .wrap(actix_web::middleware::from_fn(
+            body::close_after_unread_body,
+        ))
         .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
         .wrap(actix_web::middleware::from_fn(routes::log_request))
         .configure(configure)

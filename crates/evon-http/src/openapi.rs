@@ -628,7 +628,12 @@ fn operation(o: &Operation) -> Value {
     if o.request != Rq::None {
         if bootstrap {
             responses.insert("413".into(), json!({ "description": "More than 64 KiB of fields.", "content": json_content(schema_ref("BootstrapError")) }));
+            responses.insert("408".into(), json!({ "description": "The body did not arrive within 15 seconds of the request's head.", "content": json_content(schema_ref("BootstrapError")) }));
         } else {
+            responses.insert(
+                "408".into(),
+                error("The body did not arrive within 15 seconds of the request's head."),
+            );
             responses.insert(
                 "409".into(),
                 error("The change kept colliding with concurrent changes and was not applied."),

@@ -4,6 +4,7 @@ use evon_domain::config::HubSettings;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use evon_store::auth::TokenCache;
 use evon_store::network::AccessCache;
 use evon_store::{DbConnection, Store, StoreResult};
 
@@ -19,6 +20,8 @@ pub struct AppState {
     pub public_url: Option<url::Url>,
     /// Who can reach what, rebuilt when the network changes.
     pub access: Arc<AccessCache>,
+    /// Principals of warm tokens, valid while the store's generation watch stands still.
+    pub tokens: Arc<TokenCache>,
     /// The downloads for joining servers and people; `None` until loaded (the bootstrap routes
     /// then answer 503).
     pub bootstrap: Option<Arc<Bootstrap>>,
@@ -46,11 +49,13 @@ pub enum Client {
 
 impl AppState {
     pub fn new(store: Store, settings: HubSettings, public_url: Option<url::Url>) -> Self {
+        let tokens = Arc::new(TokenCache::new(Arc::clone(store.generation_watch())));
         Self {
             store,
             settings,
             public_url,
             access: Arc::new(AccessCache::new()),
+            tokens,
             bootstrap: None,
             disconnect: None,
         }

@@ -22,7 +22,11 @@ use crate::settings::{self, ConfigError, Resolved, DEFAULT_BIND};
 /// their own results on stdout, so they log only warnings by default.
 pub fn init_logging(command: &Command) {
     let default = if matches!(command, Command::Serve { .. }) {
-        "info"
+        // actix-http logs every malformed request a client sends (bad headers, garbage after a
+        // body) at ERROR, before any of our code sees it, and answers it 400 itself. That is the
+        // client's fault, not the hub's: at the default level it would page an operator for
+        // every port scanner. `EVON_HUB_LOG` brings it back.
+        "info,actix_http::h1::dispatcher=off"
     } else {
         "warn"
     };
@@ -143,8 +147,18 @@ struct Credentials {
     deployer_token: String,
 }
 
+/// How often `serve` reads the hub generation for writes made by other processes: the longest
+/// a token revoked elsewhere stays usable here.
+const GENERATION_POLL: std::time::Duration = std::time::Duration::from_millis(150);
+
 /// Initialises the hub unless it already is; the credentials when it was done now.
 fn initialise(store: &Store, settings: &HubSettings) -> Result<Option<Credentials>> {
+    // Every `serve` start comes here. Hashing the admin password (argon2, 19 MiB) only to find
+    // the hub initialised would set the process's peak memory for nothing; the transaction
+    // below still decides, so two replicas starting on a new database cannot both initialise.
+    if store.read(evon_store::hub::is_initialised)? {
+        return Ok(None);
+    }
     let admin_password = random_password(24);
     let admin_token = ApiToken::generate();
     let deployer_token = ApiToken::generate();
@@ -270,6 +284,10 @@ fn serve(
         Some(crate::firewall::FirewallMode::Off) => None,
         _ => Some(crate::firewall::Keeper::spawn(store.clone())?),
     };
+    // Writes by other processes (the command line, the OpenVPN hooks, other replicas) reach
+    // the token cache through this; this process's own writes advance the watch themselves.
+    let poller = evon_store::generation::GenerationPoller::spawn(store.clone(), GENERATION_POLL)
+        .context("cannot start the generation poller")?;
     let state = actix_web::web::Data::new(
         evon_http::AppState::new(store, hub_settings, public_url)
             .with_bootstrap(bootstrap)
@@ -283,6 +301,15 @@ fn serve(
         if let Some(workers) = workers {
             server = server.workers(workers);
         }
+        // Slow and idle clients (tests/abuse.rs): a connection's first request head must arrive
+        // within 5 s (else 408 and close), an idle keep-alive connection is closed after 5 s,
+        // and a connection closed after an error gets 1 s to take its answer. These are
+        // actix's defaults, pinned here because the hub relies on them. actix times out no
+        // body: `evon_http::body::BODY_DEADLINE` does.
+        server = server
+            .client_request_timeout(std::time::Duration::from_secs(5))
+            .keep_alive(std::time::Duration::from_secs(5))
+            .client_disconnect_timeout(std::time::Duration::from_secs(1));
         // actix-web stops accepting on SIGINT/SIGTERM and lets in-flight requests finish.
         server
             .shutdown_timeout(30)
@@ -293,6 +320,7 @@ fn serve(
             .context("HTTP server failed")
     });
     drop(keeper);
+    drop(poller);
     served?;
     tracing::info!("Evon Hub stopped");
     Ok(())

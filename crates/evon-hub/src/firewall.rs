@@ -302,6 +302,7 @@ fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>) {
             if check_kernel {
                 next_kernel_check = Instant::now() + KERNEL_CHECK;
             }
+            let started = Instant::now();
             match attempt(store, &cache, applied.as_ref(), check_kernel) {
                 Ok(None) => {}
                 Ok(Some((snapshot, how))) => {
@@ -313,6 +314,7 @@ fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>) {
                             generation = snapshot.generation,
                             digest = %format!("{:016x}", snapshot.ruleset.digest()),
                             how = how.as_str(),
+                            took_ms = started.elapsed().as_millis() as u64,
                             "firewall applied"
                         );
                     }

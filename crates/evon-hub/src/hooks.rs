@@ -15,15 +15,18 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Subcommand;
+use evon_domain::throttle::{ThrottleDecision, ThrottleKey, ThrottlePolicy};
 use evon_domain::validate::ServerUuid;
 use evon_domain::AddressPool;
+use evon_store::db::{read_transaction, write_transaction};
 use evon_store::servers::Registration;
-use evon_store::{OpenMode, Store, StoreError};
+use evon_store::{DbConnection, OpenMode, StoreError};
 
 use crate::cli::Location;
 use crate::settings;
@@ -72,12 +75,13 @@ const DUMMY_PASSWORD_HASH: &str =
 /// status 1 once everything the hook opened is closed.
 pub fn run(location: &Location, command: HookCommand) -> Result<()> {
     let name = command.name();
+    let hook = Hook { location, name };
     let verdict = match command {
-        HookCommand::ServerAuth => auth(location, server_auth),
-        HookCommand::ServerConnect { file } => server_connect(location, &file),
-        HookCommand::ServerDisconnect => server_disconnect(location),
-        HookCommand::UserAuth => auth(location, user_auth),
-        HookCommand::UserConnect { file } => user_connect(location, &file),
+        HookCommand::ServerAuth => auth(&hook, server_auth),
+        HookCommand::ServerConnect { file } => server_connect(&hook, &file),
+        HookCommand::ServerDisconnect => server_disconnect(&hook),
+        HookCommand::UserAuth => auth(&hook, user_auth),
+        HookCommand::UserConnect { file } => user_connect(&hook, &file),
     };
     eprintln!("evon-hub openvpn {name}: {}", verdict.line);
     if verdict.allow {
@@ -86,6 +90,12 @@ pub fn run(location: &Location, command: HookCommand) -> Result<()> {
         // Nothing is left to drop: the store each hook opened is closed by now.
         std::process::exit(1)
     }
+}
+
+/// The hook being run and where the hub is.
+struct Hook<'a> {
+    location: &'a Location,
+    name: &'static str,
 }
 
 /// A hook's decision and the line that explains it.
@@ -105,13 +115,7 @@ impl Verdict {
 
     /// A refusal because something went wrong, with the cause chain on the line.
     fn error(subject: &str, error: &anyhow::Error) -> Self {
-        let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
-        let text = causes
-            .join(": ")
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        Self::deny(format!("denied {subject}: error: {text}"))
+        Self::deny(format!("denied {subject}: error: {}", one_line(error)))
     }
 }
 
@@ -125,16 +129,160 @@ fn env(name: &str) -> Result<String, String> {
     }
 }
 
-/// Opens the hub's store as every other subcommand does.
-fn open(location: &Location) -> Result<Store> {
-    let resolved = settings::resolve(location)?;
-    crate::commands::open_once(&resolved, OpenMode::MustExist)
+/// How long a hook keeps retrying a database that is busy or out of connections before it
+/// refuses the client: well inside OpenVPN's `hand-window` (60 s by default), within which the
+/// whole TLS handshake, this hook included, has to finish.
+const RETRY_DEADLINE: Duration = Duration::from_secs(20);
+/// The first pause between attempts; it doubles up to `MAX_BACKOFF`, and each pause is drawn at
+/// random below that bound so that hundreds of hooks refused together do not return together.
+const FIRST_BACKOFF: Duration = Duration::from_millis(20);
+const MAX_BACKOFF: Duration = Duration::from_millis(1280);
+
+/// Connects to the hub's database (one connection, no pool) and runs `work` on it. When the
+/// database is momentarily unable to serve (PostgreSQL out of connection slots, SQLite's write
+/// lock held beyond its busy timeout, writers that kept colliding), the whole attempt is made
+/// again on a new connection after a jittered, growing pause, until `RETRY_DEADLINE`: a fleet
+/// reconnecting at once (hundreds of hook processes) is then served in turn instead of refused.
+/// Every retry is logged with its cause (which names no secret). `work` must be safe to run
+/// again: each of its changes is one transaction, and running it twice decides the same.
+fn with_database<T>(
+    hook: &Hook<'_>,
+    subject: &str,
+    mut work: impl FnMut(&mut DbConnection) -> Result<T>,
+) -> Result<T> {
+    let resolved = settings::resolve(hook.location)?;
+    let started = Instant::now();
+    // Held until this returns: the whole attempt, retries included, counts as one client.
+    let _slot = DatabaseSlot::take(&resolved.data_dir, started + RETRY_DEADLINE);
+    let mut jitter = Jitter::new();
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        let result = evon_store::db::connect_once(&resolved.database, OpenMode::MustExist)
+            .map_err(anyhow::Error::from)
+            .and_then(|mut conn| work(&mut conn));
+        let error = match result {
+            Err(error) if is_transient(&error) => error,
+            other => return other,
+        };
+        let bound = FIRST_BACKOFF
+            .saturating_mul(1 << (attempt - 1).min(5))
+            .min(MAX_BACKOFF);
+        let pause = jitter.below(bound);
+        if started.elapsed() + pause >= RETRY_DEADLINE {
+            return Err(error.context(format!(
+                "database still unavailable after {attempt} attempts in {:.1} s",
+                started.elapsed().as_secs_f64()
+            )));
+        }
+        eprintln!(
+            "evon-hub openvpn {}: retrying {subject} in {} ms (attempt {attempt}): {}",
+            hook.name,
+            pause.as_millis(),
+            one_line(&error)
+        );
+        std::thread::sleep(pause);
+    }
+}
+
+/// How many hooks of one hub talk to its database at once. A fleet reconnecting after a restart
+/// starts hundreds of hook processes together; let loose on the database, they exhaust
+/// PostgreSQL's `max_connections` (every refused connection still costs it a process) and queue
+/// on SQLite's write lock, and their retries compete with the work for two cores. Waiting in
+/// the kernel for one of a few slots costs nothing and serves them in turn.
+const DATABASE_SLOTS: usize = 8;
+
+/// One of the [`DATABASE_SLOTS`]: an exclusive `flock` on `<data dir>/hook-slots/N`, released
+/// when the file is closed (on drop, or by the kernel when the process dies, so a killed hook
+/// never keeps its slot).
+struct DatabaseSlot(#[allow(dead_code)] std::fs::File);
+
+impl DatabaseSlot {
+    /// A free slot, or the first to come free before `deadline`. `None` when the slot files
+    /// cannot be made (a read-only data directory) or none came free in time: the hook then goes
+    /// ahead without one, as it would with no slots at all.
+    fn take(data_dir: &Path, deadline: Instant) -> Option<Self> {
+        let dir = data_dir.join("hook-slots");
+        // Not recursive: a hook never creates the data directory itself.
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(_) => return None,
+        }
+        let open = |n: usize| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(dir.join(n.to_string()))
+        };
+        let offset = std::process::id() as usize;
+        for n in 0..DATABASE_SLOTS {
+            let file = open((offset + n) % DATABASE_SLOTS).ok()?;
+            if file.try_lock().is_ok() {
+                return Some(Self(file));
+            }
+        }
+        // All taken: queue on one of them (chosen by process id, so that the waiting spread
+        // over all), from a thread, so that waiting ends at the deadline.
+        let file = open(offset % DATABASE_SLOTS).ok()?;
+        let (locked, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            if file.lock().is_ok() {
+                let _ = locked.send(file);
+            }
+        });
+        wait.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .ok()
+            .map(Self)
+    }
+}
+
+/// Whether a failed attempt is worth another: the store says the database was overloaded or
+/// restarting (not wrong, unreachable or misconfigured).
+fn is_transient(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<StoreError>()
+        .is_some_and(evon_store::db::is_transient)
+}
+
+/// An error's causes on one line.
+fn one_line(error: &anyhow::Error) -> String {
+    let causes: Vec<String> = error.chain().map(ToString::to_string).collect();
+    causes
+        .join(": ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Pauses drawn at random (std's per-process random hash keys, xorshifted): jitter needs no
+/// cryptographic quality, only different values in different processes.
+struct Jitter(u64);
+
+impl Jitter {
+    fn new() -> Self {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        Self(hasher.finish() | 1)
+    }
+
+    /// A duration in [bound / 2, bound).
+    fn below(&mut self, bound: Duration) -> Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        let micros = u64::try_from(bound.as_micros()).unwrap_or(u64::MAX).max(2);
+        Duration::from_micros(micros / 2 + self.0 % (micros / 2))
+    }
 }
 
 /// Runs an auth hook and, for deferred authentication, writes its decision into the file named
 /// by `auth_control_file`. The decision stands only when that file was written.
-fn auth(location: &Location, decide: fn(&Location) -> Verdict) -> Verdict {
-    let verdict = decide(location);
+fn auth(hook: &Hook<'_>, decide: fn(&Hook<'_>) -> Verdict) -> Verdict {
+    let verdict = decide(hook);
     let Some(control) = std::env::var_os("auth_control_file") else {
         return verdict;
     };
@@ -154,7 +302,7 @@ fn auth(location: &Location, decide: fn(&Location) -> Verdict) -> Verdict {
     }
 }
 
-fn server_auth(location: &Location) -> Verdict {
+fn server_auth(hook: &Hook<'_>) -> Verdict {
     let uuid = match env("username") {
         Ok(uuid) => uuid,
         Err(reason) => return Verdict::deny(format!("denied: {reason}")),
@@ -164,8 +312,10 @@ fn server_auth(location: &Location) -> Verdict {
         Err(reason) => return Verdict::deny(format!("denied uuid={uuid:?}: {reason}")),
     };
     let subject = format!("uuid={uuid:?} hostname={hostname:?}");
-    let registration = open(location).and_then(|store| {
-        Ok(store.write(|conn| evon_store::servers::register(conn, &uuid, &hostname))?)
+    let registration = with_database(hook, &subject, |conn| {
+        Ok(write_transaction(conn, |conn| {
+            evon_store::servers::register(conn, &uuid, &hostname)
+        })?)
     });
     match registration {
         Ok(Registration::Allowed { server, created }) => Verdict::allow(format!(
@@ -197,7 +347,7 @@ fn server_uuid(common_name: &str) -> Result<ServerUuid, Verdict> {
         .map_err(|reason| Verdict::deny(format!("denied uuid={common_name:?}: {reason}")))
 }
 
-fn server_connect(location: &Location, file: &Path) -> Verdict {
+fn server_connect(hook: &Hook<'_>, file: &Path) -> Verdict {
     let name = match common_name() {
         Ok(name) => name,
         Err(verdict) => return verdict,
@@ -210,13 +360,13 @@ fn server_connect(location: &Location, file: &Path) -> Verdict {
     // The address first, then the file, then the connection state: a hook that fails or is
     // killed before the last step leaves the server as it was (OpenVPN refuses the client and
     // runs no disconnect hook for it), and the address never changes once given.
-    let connected = open(location).and_then(|store| {
-        let server = store.read(|conn| evon_store::servers::by_uuid(conn, &uuid))?;
+    let connected = with_database(hook, &subject, |conn| {
+        let server = read_transaction(conn, |conn| evon_store::servers::by_uuid(conn, &uuid))?;
         let Some(server) = server else {
             return Ok(None);
         };
         write_atomically(file, &ifconfig_push(server.ipv4_address))?;
-        Ok(Some(store.write(|conn| {
+        Ok(Some(write_transaction(conn, |conn| {
             evon_store::servers::mark_connected(conn, &uuid)
         })?))
     });
@@ -240,7 +390,7 @@ fn is_not_found(error: &anyhow::Error) -> bool {
     )
 }
 
-fn server_disconnect(location: &Location) -> Verdict {
+fn server_disconnect(hook: &Hook<'_>) -> Verdict {
     let name = match common_name() {
         Ok(name) => name,
         Err(verdict) => return verdict,
@@ -251,8 +401,8 @@ fn server_disconnect(location: &Location) -> Verdict {
         Err(verdict) => return Verdict::allow(verdict.line.replacen("denied", "ignored", 1)),
     };
     let subject = format!("uuid={:?}", uuid.as_str());
-    let disconnected = open(location).and_then(|store| {
-        Ok(store.write(|conn| {
+    let disconnected = with_database(hook, &subject, |conn| {
+        Ok(write_transaction(conn, |conn| {
             evon_store::servers::mark_disconnected(conn, &uuid, chrono::Utc::now())
         })?)
     });
@@ -284,53 +434,102 @@ fn why_no_password(
     }
 }
 
-fn user_auth(location: &Location) -> Verdict {
+/// The client's address as OpenVPN gives it (IPv4 or IPv6), or "" when it gives none.
+fn untrusted_source() -> String {
+    env("untrusted_ip")
+        .or_else(|_| env("untrusted_ip6"))
+        .unwrap_or_default()
+}
+
+/// An instant as the decision lines show it.
+fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Checks a user's password, throttled per (username, source): each attempt is counted before
+/// the password is looked at, and a pair with too many recent failures is refused without
+/// checking it until its lock expires (`evon_domain::throttle`). The decision line names the
+/// username and the source, and says when an attempt was throttled; never the password.
+fn user_auth(hook: &Hook<'_>) -> Verdict {
     let username = match env("username") {
         Ok(username) => username,
         Err(reason) => return Verdict::deny(format!("denied: {reason}")),
     };
-    let subject = format!("username={username:?}");
+    let source = untrusted_source();
+    let subject = format!("username={username:?} source={source:?}");
     let password = match env("password") {
         Ok(password) => password,
         Err(reason) => return Verdict::deny(format!("denied {subject}: {reason}")),
     };
-    let stored = open(location).and_then(|store| {
-        store
-            .read(|conn| {
-                Ok(
-                    match evon_store::users::active_password_hash(conn, &username)? {
-                        Some(hash) => Ok(hash),
-                        None => Err(why_no_password(conn, &username)?),
-                    },
-                )
-            })
-            .map_err(anyhow::Error::from)
+    let policy = ThrottlePolicy::default();
+    let key = ThrottleKey::new(&username, &source);
+    // The stored hash first (a read, harmless to repeat), then the attempt is counted, last, so
+    // that a retried attempt is never counted twice.
+    let started = with_database(hook, &subject, |conn| {
+        let stored = read_transaction(conn, |conn| {
+            Ok(
+                match evon_store::users::active_password_hash(conn, &username)? {
+                    Some(hash) => Ok(hash),
+                    None => Err(why_no_password(conn, &username)?),
+                },
+            )
+        })?;
+        let decision =
+            evon_store::throttle::begin_attempt(conn, &policy, &key, chrono::Utc::now())?;
+        Ok((stored, decision))
     });
-    match stored {
-        Ok(Ok(hash)) => {
-            if evon_crypto::verify_password(&password, &hash) {
-                Verdict::allow(format!("allowed {subject}: password accepted"))
-            } else {
-                Verdict::deny(format!("denied {subject}: wrong password"))
-            }
+    let (stored, attempt, limit, locks_until) = match started {
+        Err(error) => return Verdict::error(&subject, &error),
+        Ok((_, ThrottleDecision::Throttled { until })) => {
+            return Verdict::deny(format!(
+                "denied {subject}: throttled after repeated failures from this source, until {}; password not checked",
+                rfc3339(until)
+            ))
         }
-        Ok(Err(reason)) => {
+        Ok((
+            stored,
+            ThrottleDecision::Check {
+                attempt,
+                limit,
+                locks_until,
+            },
+        )) => (stored, attempt, limit, locks_until),
+    };
+    let refusal = match &stored {
+        Ok(hash) if evon_crypto::verify_password(&password, hash) => None,
+        Ok(_) => Some("wrong password"),
+        Err(reason) => {
             // As long as a wrong password would take.
             let _ = evon_crypto::verify_password(&password, DUMMY_PASSWORD_HASH);
-            Verdict::deny(format!("denied {subject}: {reason}"))
+            Some(*reason)
         }
-        Err(error) => Verdict::error(&subject, &error),
-    }
+    };
+    let Some(reason) = refusal else {
+        return match with_database(hook, &subject, |conn| {
+            Ok(evon_store::throttle::record_success(conn, &key)?)
+        }) {
+            Ok(()) => Verdict::allow(format!("allowed {subject}: password accepted")),
+            // Letting the client in without resetting its count would leave it locked out.
+            Err(error) => Verdict::error(&subject, &error),
+        };
+    };
+    let throttled = match locks_until {
+        Some(until) => format!("; throttled until {}", rfc3339(until)),
+        None => String::new(),
+    };
+    Verdict::deny(format!(
+        "denied {subject}: {reason} (failure {attempt} of {limit}{throttled})"
+    ))
 }
 
-fn user_connect(location: &Location, file: &Path) -> Verdict {
+fn user_connect(hook: &Hook<'_>, file: &Path) -> Verdict {
     let username = match common_name() {
         Ok(name) => name,
         Err(verdict) => return verdict,
     };
     let subject = format!("username={username:?}");
-    let address = open(location).and_then(|store| {
-        let found = store.read(|conn| {
+    let address = with_database(hook, &subject, |conn| {
+        let found = read_transaction(conn, |conn| {
             let id = match evon_store::users::id_by_username(conn, &username) {
                 Ok(id) => id,
                 Err(StoreError::NotFound) => return Ok(Err("no such user")),
@@ -340,7 +539,8 @@ fn user_connect(location: &Location, file: &Path) -> Verdict {
                 return Ok(Err("the user is inactive"));
             }
             Ok(Ok(evon_store::users::profile(conn, id)?.ipv4_address))
-        })?;
+        })
+        .map_err(|e: StoreError| anyhow::Error::from(e))?;
         if let Ok(address) = found {
             write_atomically(file, &ifconfig_push(address))?;
         }

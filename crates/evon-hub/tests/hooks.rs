@@ -10,6 +10,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use evon_domain::config::ConfigPatch;
+use evon_domain::throttle::ThrottleKey;
 use evon_domain::validate::{ServerUuid, UuidList};
 use evon_domain::{FieldErrors, Principal, UserPatch};
 use evon_store::test_support::TestDatabase;
@@ -18,7 +19,14 @@ use evon_store::{Backend, DatabaseUrl, OpenMode, PoolOptions, Store};
 const BIN: &str = env!("CARGO_BIN_EXE_evon-hub");
 const DOMAIN: &str = "hub.evon.local";
 /// What OpenVPN sets for a hook, removed from the test's own environment first.
-const OPENVPN_VARS: [&str; 4] = ["username", "password", "common_name", "auth_control_file"];
+const OPENVPN_VARS: [&str; 6] = [
+    "username",
+    "password",
+    "common_name",
+    "auth_control_file",
+    "untrusted_ip",
+    "untrusted_ip6",
+];
 
 /// A valid (version 4) server UUID, different for every `n`.
 fn uuid(n: u32) -> String {
@@ -549,6 +557,159 @@ fn user_auth_and_connect_sqlite() {
 #[test]
 fn user_auth_and_connect_postgres() {
     users(&Hub::new(Backend::Postgres));
+}
+
+// ---------------------------------------------------------------------------------------------
+// user-auth throttling
+// ---------------------------------------------------------------------------------------------
+
+/// Failed `user-auth` attempts are counted per (case-folded username, source) before the
+/// password is checked: the fifth failure locks the pair, a locked pair is refused without a
+/// password check (even the right one), other sources are not affected, a success forgets the
+/// count, and attempts made at the same moment cannot check more than five passwords.
+fn throttling(hub: &Hub) {
+    hub.create_user("alice", Some("correct horse"), true);
+    let auth = |username: &str, password: &str, source: &str| {
+        hub.run(
+            &["openvpn", "user-auth"],
+            &[
+                ("username", username),
+                ("password", password),
+                ("untrusted_ip", source),
+            ],
+        )
+    };
+    let attacker = "198.51.100.7";
+
+    // Four failures, then a success: the count starts again.
+    for n in 1..=4 {
+        let output = auth("alice", "guess", attacker);
+        assert_exit(&output, 1);
+        assert_logged(
+            &output,
+            &[
+                "denied",
+                "alice",
+                attacker,
+                "wrong password",
+                &format!("failure {n} of 5"),
+            ],
+        );
+    }
+    assert_exit(&auth("alice", "correct horse", attacker), 0);
+    for n in 1..=4 {
+        let output = auth("ALICE", "guess", attacker);
+        assert_logged(&output, &[&format!("failure {n} of 5")]);
+    }
+    // The fifth failure (case folded: `Alice` counts with `ALICE`) locks the pair.
+    let output = auth("Alice", "guess", attacker);
+    assert_exit(&output, 1);
+    assert_logged(&output, &["failure 5 of 5", "throttled until"]);
+    assert!(!stderr(&output).contains("guess"), "password logged");
+
+    // Locked: refused without a check, even with the right password, and not counted.
+    for _ in 0..3 {
+        let output = auth("alice", "correct horse", attacker);
+        assert_exit(&output, 1);
+        assert_logged(
+            &output,
+            &[
+                "denied",
+                "alice",
+                attacker,
+                "throttled",
+                "password not checked",
+            ],
+        );
+        assert!(
+            !stderr(&output).contains("correct horse"),
+            "password logged"
+        );
+    }
+    let key = ThrottleKey::new("alice", attacker);
+    let store = hub.store();
+    let state = store
+        .read(|conn| evon_store::throttle::state(conn, &key))
+        .unwrap()
+        .expect("the pair is remembered");
+    assert_eq!(state.failures, 5);
+    assert_eq!(state.lockouts, 1);
+    assert!(state.locked_until.is_some());
+
+    // Alice from elsewhere is not locked out, and her success there leaves the lock alone.
+    let output = auth("alice", "correct horse", "203.0.113.9");
+    assert_exit(&output, 0);
+    assert_logged(&output, &["allowed", "alice", "203.0.113.9"]);
+    assert_exit(&auth("alice", "correct horse", attacker), 1);
+    // IPv6 sources count per /64.
+    let v6 = |host: &str| format!("2001:db8:5:6::{host}");
+    for _ in 1..=5 {
+        assert_exit(
+            &hub.run(
+                &["openvpn", "user-auth"],
+                &[
+                    ("username", "alice"),
+                    ("password", "guess"),
+                    ("untrusted_ip6", &v6("1")),
+                ],
+            ),
+            1,
+        );
+    }
+    let output = hub.run(
+        &["openvpn", "user-auth"],
+        &[
+            ("username", "alice"),
+            ("password", "correct horse"),
+            ("untrusted_ip6", &v6("2")),
+        ],
+    );
+    assert_logged(&output, &["throttled"]);
+
+    // Twenty attempts at once from a fresh source: only five passwords are checked.
+    let source = "192.0.2.44";
+    let barrier = Arc::new(Barrier::new(20));
+    let outputs: Vec<Output> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                let barrier = Arc::clone(&barrier);
+                let command = hub.command(
+                    &["openvpn", "user-auth"],
+                    &[
+                        ("username", "alice"),
+                        ("password", "guess"),
+                        ("untrusted_ip", source),
+                    ],
+                );
+                scope.spawn(move || {
+                    let mut command = command;
+                    barrier.wait();
+                    command.output().unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let checked = outputs
+        .iter()
+        .filter(|o| stderr(o).contains("wrong password"))
+        .count();
+    let throttled = outputs
+        .iter()
+        .filter(|o| stderr(o).contains("password not checked"))
+        .count();
+    assert!(outputs.iter().all(|o| o.status.code() == Some(1)));
+    assert_eq!((checked, throttled), (5, 15), "{outputs:#?}");
+}
+
+#[test]
+fn user_auth_throttling_sqlite() {
+    throttling(&Hub::new(Backend::Sqlite));
+}
+
+#[test]
+fn user_auth_throttling_postgres() {
+    throttling(&Hub::new(Backend::Postgres));
 }
 
 // ---------------------------------------------------------------------------------------------

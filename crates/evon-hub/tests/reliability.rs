@@ -830,6 +830,8 @@ struct Report {
     pending: Option<Pending>,
     latencies_us: Vec<u64>,
     requests: u64,
+    /// Every request with its answer, to explain a difference.
+    trace: Vec<String>,
     doomed_deleted: Vec<Key>,
 }
 
@@ -905,6 +907,14 @@ impl<'w> Client<'w> {
             body,
         );
         self.report.requests += 1;
+        self.report.trace.push(format!(
+            "{method} /api/{path} sent {} -> {}",
+            body.map(Value::to_string).unwrap_or_default(),
+            match &result {
+                Ok((status, answer)) => format!("{status} {answer}"),
+                Err(error) => format!("no answer: {error}"),
+            }
+        ));
         match result {
             Ok(answer) => {
                 self.report
@@ -1532,13 +1542,32 @@ fn by_owner(state: &State) -> BTreeMap<Option<usize>, State> {
     parts
 }
 
-fn describe_difference(expected: &State, actual: &State) -> String {
+/// The requests that touched `key` and their answers.
+fn history(key: Key, reports: &[Report]) -> String {
+    let path = format!("/api/{}/{} ", key.0.path(), key.1);
+    let created = format!("\"id\":{},", key.1);
+    let create = format!("POST /api/{} ", key.0.path());
+    reports
+        .iter()
+        .flat_map(|r| &r.trace)
+        .filter(|line| {
+            line.contains(&path) || (line.starts_with(&create) && line.contains(&created))
+        })
+        .map(|line| format!("    {line}\n"))
+        .collect()
+}
+
+fn describe_difference(expected: &State, actual: &State, reports: &[Report]) -> String {
     let mut lines = Vec::new();
     for (key, object) in expected {
         match actual.get(key) {
-            None => lines.push(format!("lost: {key:?} {object}")),
+            None => lines.push(format!(
+                "lost: {key:?} {object}\n{}",
+                history(*key, reports)
+            )),
             Some(found) if found != object => lines.push(format!(
-                "differs: {key:?}\n  expected {object}\n  found    {found}"
+                "differs: {key:?}\n  expected {object}\n  found    {found}\n{}",
+                history(*key, reports)
             )),
             Some(_) => {}
         }
@@ -1613,7 +1642,7 @@ fn assert_state(expected: &State, actual: &State, reports: &[Report], gone: &BTr
             problems.push(format!(
                 "objects of {}: (in flight: {pending:?})\n{}",
                 who.map_or("the set-up".to_owned(), |i| format!("client {i}")),
-                describe_difference(want, have)
+                describe_difference(want, have, reports)
             ));
         }
     }

@@ -3,6 +3,7 @@
 //! write transaction every multi-row change runs in.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -13,6 +14,7 @@ use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::error::{StoreError, StoreResult};
+use crate::generation::GenerationWatch;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
@@ -96,15 +98,116 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite://{}", path.display()),
-            Self::Postgres(url) => match url::Url::parse(url) {
-                Ok(mut parsed) if parsed.password().is_some() => {
-                    let _ = parsed.set_password(Some("***"));
-                    parsed.to_string()
-                }
-                _ => url.clone(),
-            },
+            Self::Postgres(url) => redact_postgres(url),
         }
     }
+
+    /// `text` with this URL and every password in it redacted: the PostgreSQL driver quotes a
+    /// URL it cannot parse, password and all, in its error message.
+    pub fn scrub(&self, text: &str) -> String {
+        let Self::Postgres(url) = self else {
+            return text.to_owned();
+        };
+        let mut text = text.replace(url.as_str(), &redact_postgres(url));
+        for password in postgres_passwords(url) {
+            if !password.is_empty() {
+                text = text.replace(&password, "***");
+            }
+        }
+        text
+    }
+}
+
+/// A PostgreSQL URL without its passwords: the one in the user information and a `password`
+/// query parameter (libpq takes either). A URL that does not parse keeps only its scheme and
+/// what follows the user information, unless it names a password anywhere else.
+fn redact_postgres(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            if parsed.query_pairs().any(|(key, _)| key == "password") {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = if key == "password" {
+                            "***".into()
+                        } else {
+                            value
+                        };
+                        (key.into_owned(), value.into_owned())
+                    })
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            parsed.to_string()
+        }
+        Err(_) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            if rest.to_ascii_lowercase().contains("password") {
+                format!("{scheme}://***")
+            } else if url.contains('@') {
+                format!("{scheme}://***@{rest}")
+            } else {
+                url.to_owned()
+            }
+        }
+    }
+}
+
+/// Every form a password of this URL could be quoted in: as written and percent-decoded.
+fn postgres_passwords(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    match url::Url::parse(url) {
+        Ok(parsed) => {
+            if let Some(password) = parsed.password() {
+                out.push(password.to_owned());
+                if let Ok(decoded) = percent_decode(password) {
+                    out.push(decoded);
+                }
+            }
+            out.extend(
+                parsed
+                    .query_pairs()
+                    .filter(|(key, _)| key == "password")
+                    .map(|(_, value)| value.into_owned()),
+            );
+        }
+        Err(_) => {
+            let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+            if let Some((user_info, _)) = rest.rsplit_once('@') {
+                if let Some((_, password)) = user_info.split_once(':') {
+                    out.push(password.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Result<String, std::string::FromUtf8Error> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,11 +301,13 @@ impl Default for PoolOptions {
     }
 }
 
-/// The hub's database: a connection pool and the backend it talks to.
+/// The hub's database: a connection pool, the backend it talks to, and the newest generation
+/// this process knows of (shared by every clone).
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
     backend: Backend,
+    watch: Arc<GenerationWatch>,
 }
 
 impl std::fmt::Debug for Store {
@@ -226,7 +331,7 @@ impl Store {
             StoreError::Unavailable(format!(
                 "cannot connect to {}: {}",
                 url.redacted(),
-                first_line(&e.to_string())
+                url.scrub(first_line(&e.to_string()))
             ))
         })?;
         run_migrations(&mut first)?;
@@ -240,11 +345,19 @@ impl Store {
         Ok(Self {
             pool,
             backend: url.backend(),
+            watch: Arc::new(GenerationWatch::new()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The newest hub generation this process has seen committed. Writes through this store
+    /// advance it before they return; writes by other processes only once something reads the
+    /// generation (`GenerationPoller`).
+    pub fn generation_watch(&self) -> &Arc<GenerationWatch> {
+        &self.watch
     }
 
     /// A pooled connection, for reads. Blocking: call it off the async workers.
@@ -253,12 +366,18 @@ impl Store {
     }
 
     /// Runs `change` in one write transaction, retried when it collides with a concurrent one.
+    /// The generation it committed is known to the watch before this returns, so that the
+    /// caller's next request sees the change (read-your-writes through every cache).
     pub fn write<T>(
         &self,
         change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut conn = self.conn()?;
-        write_transaction(&mut conn, change)
+        let (value, generation) = committed_write(&mut conn, change)?;
+        if let Some(generation) = generation {
+            self.watch.advance(generation);
+        }
+        Ok(value)
     }
 
     /// Runs `query` on a pooled connection inside one read transaction, so that everything it
@@ -314,6 +433,116 @@ pub fn run_migrations(conn: &mut DbConnection) -> StoreResult<()> {
     result.map_err(|e| StoreError::Migration(e.to_string()))
 }
 
+/// One connection and no pool, for a process that makes a few queries and exits (the OpenVPN
+/// hooks, hundreds of which may start at once): no pool threads, one connection per process
+/// (a pool opened one to check the schema and then another), and the schema only checked with
+/// one read of the applied versions, migrating only when some are missing. Running diesel's
+/// migration harness on every open issued DDL (`CREATE TABLE IF NOT EXISTS`) each time.
+pub fn connect_once(url: &DatabaseUrl, mode: OpenMode) -> StoreResult<DbConnection> {
+    if let DatabaseUrl::Sqlite(path) = url {
+        check_sqlite_path(path, mode)?;
+    }
+    let manager = ConnectionManager { url: url.clone() };
+    let mut conn = manager.establish().map_err(|e| {
+        StoreError::Unavailable(format!(
+            "cannot connect to {}: {}",
+            url.redacted(),
+            url.scrub(first_line(&e.to_string()))
+        ))
+    })?;
+    if migrations_pending(&mut conn)? {
+        run_migrations(&mut conn)?;
+    }
+    Ok(conn)
+}
+
+/// Whether any embedded migration of the connection's backend is not applied yet, from one
+/// query (a database without the migrations table has everything pending).
+fn migrations_pending(conn: &mut DbConnection) -> StoreResult<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Applied {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        version: String,
+    }
+    let embedded: Vec<String> = match conn {
+        DbConnection::Sqlite(_) => {
+            diesel::migration::MigrationSource::<diesel::sqlite::Sqlite>::migrations(
+                &SQLITE_MIGRATIONS,
+            )
+            .map(|all| all.iter().map(|m| m.name().version().to_string()).collect())
+        }
+        DbConnection::Postgres(_) => {
+            diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS)
+                .map(|all| all.iter().map(|m| m.name().version().to_string()).collect())
+        }
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    let applied: Vec<Applied> =
+        match diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn) {
+            Ok(applied) => applied,
+            // No table yet (or unreadable): let the harness decide, as `Store::open` does.
+            Err(_) => return Ok(true),
+        };
+    let applied: std::collections::HashSet<String> =
+        applied.into_iter().map(|a| a.version).collect();
+    Ok(embedded.iter().any(|version| !applied.contains(version)))
+}
+
+/// Runs `query` in one read transaction on a connection of its own (`connect_once`), so that
+/// everything it reads comes from one snapshot, as `Store::read` does on a pooled one.
+pub fn read_transaction<T>(
+    conn: &mut DbConnection,
+    query: impl FnOnce(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.transaction(query)
+}
+
+/// Whether an error says the database is momentarily unable to serve (overloaded, restarting,
+/// locked) rather than wrong, unreachable or misconfigured: a caller that may wait (an OpenVPN
+/// hook) can try again on a new connection.
+pub fn is_transient(error: &StoreError) -> bool {
+    const MARKERS: [&str; 9] = [
+        // PostgreSQL: max_connections reached, or only reserved slots left.
+        "too many clients already",
+        "remaining connection slots are reserved",
+        // PostgreSQL starting, stopping or recovering (a restart under the hub).
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        "deadlock detected",
+        "could not serialize access",
+        // SQLite: the lock outlived busy_timeout.
+        "database is locked",
+        "database table is locked",
+    ];
+    match error {
+        StoreError::Conflict(_) => true,
+        StoreError::Database(DieselError::DatabaseError(
+            DatabaseErrorKind::SerializationFailure,
+            _,
+        )) => true,
+        StoreError::Unavailable(_) | StoreError::Migration(_) | StoreError::Database(_) => {
+            let text = error.to_string();
+            MARKERS.iter().any(|marker| text.contains(marker))
+        }
+        _ => false,
+    }
+}
+
+/// One transaction for transient state that is no part of the hub's configuration (the auth
+/// throttle). Unlike `write_transaction` it leaves the hub generation alone, so that a failed
+/// login does not invalidate every cache keyed by it; like it, it starts with `BEGIN IMMEDIATE`
+/// on SQLite so that the writer waits for the lock instead of failing half-way.
+pub fn transient_transaction<T>(
+    conn: &mut DbConnection,
+    mut change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    match conn {
+        DbConnection::Postgres(_) => conn.transaction(&mut change),
+        DbConnection::Sqlite(_) => immediate_transaction(conn, &mut change),
+    }
+}
+
 /// Locks that serialise one kind of allocation across concurrent transactions.
 #[derive(Debug, Clone, Copy)]
 pub enum TransactionLock {
@@ -342,6 +571,10 @@ fn is_collision(error: &StoreError) -> bool {
     match error {
         StoreError::Database(DieselError::DatabaseError(kind, info)) => match kind {
             DatabaseErrorKind::UniqueViolation | DatabaseErrorKind::SerializationFailure => true,
+            // PostgreSQL (read committed): a row this transaction validated a reference to was
+            // deleted by a concurrent one before the reference was written. Run again, the
+            // change sees the deletion and answers as for any unknown id (400 or 404).
+            DatabaseErrorKind::ForeignKeyViolation => true,
             // SQLite reports lock contention that outlived busy_timeout as an unknown error.
             _ => info.message().contains("database is locked"),
         },
@@ -355,15 +588,26 @@ fn is_collision(error: &StoreError) -> bool {
 /// with SQLITE_BUSY without waiting, where an immediate one waits its turn.
 pub fn write_transaction<T>(
     conn: &mut DbConnection,
-    mut change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
+    change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
 ) -> StoreResult<T> {
+    committed_write(conn, change).map(|(value, _)| value)
+}
+
+/// `write_transaction`, also answering the generation the transaction committed (`None` before
+/// `init`, when there is no hub row to move).
+fn committed_write<T>(
+    conn: &mut DbConnection,
+    mut change: impl FnMut(&mut DbConnection) -> StoreResult<T>,
+) -> StoreResult<(T, Option<i64>)> {
     let mut attempt = 0;
     // Every committed write moves the hub's generation on, so that caches of derived state (the
-    // access index) on every replica notice. The row is locked only at the very end.
+    // access index, the token cache) on every replica notice. The row is locked only at the very
+    // end; reading it back under that lock gives the generation this commit makes.
     let mut change = |conn: &mut DbConnection| {
         let value = change(conn)?;
         crate::hub::bump_generation(conn)?;
-        Ok(value)
+        let generation = crate::generation::stored(conn)?;
+        Ok((value, generation))
     };
     loop {
         attempt += 1;
@@ -441,6 +685,42 @@ mod tests {
     fn redaction() {
         let url = DatabaseUrl::parse("postgres://evon:s3cret@db.example.com/hub").unwrap();
         assert_eq!(url.redacted(), "postgres://evon:***@db.example.com/hub");
+        let url = DatabaseUrl::parse(
+            "postgres://evon@db.example.com/hub?password=s3cret&sslmode=require",
+        )
+        .unwrap();
+        assert_eq!(
+            url.redacted(),
+            "postgres://evon@db.example.com/hub?password=***&sslmode=require"
+        );
+        // The driver quotes a URL it cannot parse; neither the URL nor its password survives.
+        let raw = "postgres://evon:s3cr%40t@[::1/hub";
+        let url = DatabaseUrl::parse(raw).unwrap();
+        assert_eq!(url.redacted(), "postgres://***@[::1/hub");
+        let message = format!("invalid connection string in URI: \"{raw}\"; password s3cr%40t");
+        let scrubbed = url.scrub(&message);
+        assert!(!scrubbed.contains("s3cr"), "{scrubbed}");
+        assert!(scrubbed.contains("postgres://***@[::1/hub"), "{scrubbed}");
+        let url = DatabaseUrl::parse("postgres://evon:p%40ss@db.example.com/hub").unwrap();
+        assert_eq!(
+            url.scrub("auth failed for p@ss and p%40ss"),
+            "auth failed for *** and ***"
+        );
+    }
+
+    /// A driver error for a URL it cannot parse quotes the URL; the error reaching the caller
+    /// (and the log) must not carry the password.
+    #[test]
+    fn connection_errors_carry_no_password() {
+        let url = DatabaseUrl::parse("postgres://evon:Never-Logged-9@[::1/hub").unwrap();
+        let error = Store::open(&url, OpenMode::MustExist, &PoolOptions::default())
+            .expect_err("an unparseable URL does not connect")
+            .to_string();
+        assert!(!error.contains("Never-Logged-9"), "{error}");
+        let error = connect_once(&url, OpenMode::MustExist)
+            .expect_err("an unparseable URL does not connect")
+            .to_string();
+        assert!(!error.contains("Never-Logged-9"), "{error}");
     }
 
     #[test]

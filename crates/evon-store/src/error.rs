@@ -51,3 +51,15 @@ impl From<r2d2::Error> for StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The outcome of a statement that must touch exactly the row it addresses: the row was read
+/// earlier in the transaction, but on PostgreSQL (read committed) a concurrent transaction may
+/// have deleted it since, and a DELETE or UPDATE that waited for that one's lock then touches
+/// nothing. Two concurrent deletes of one object must not both answer success.
+pub(crate) fn touched_one(rows: usize) -> StoreResult<()> {
+    if rows == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}

@@ -9,7 +9,7 @@ use evon_domain::pagination::Page;
 use evon_domain::{FieldErrors, Group, GroupPatch, PermissionId, Principal};
 
 use crate::db::DbConnection;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations::{self, first_missing, invalid_pk};
 use crate::schema::user_groups;
 use crate::{to_i64, to_u64};
@@ -188,8 +188,7 @@ pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
     if id == ALL_USERS_GROUP_ID {
         return Err(StoreError::Forbidden);
     }
-    diesel::delete(user_groups::table.find(id)).execute(conn)?;
-    Ok(())
+    touched_one(diesel::delete(user_groups::table.find(id)).execute(conn)?)
 }
 
 /// The ids among `ids` that name groups.

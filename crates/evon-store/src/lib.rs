@@ -11,6 +11,7 @@ pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod generation;
 pub mod groups;
 pub mod hub;
 pub mod network;
@@ -22,6 +23,7 @@ pub mod server_groups;
 pub mod servers;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+pub mod throttle;
 pub mod users;
 
 pub use db::{Backend, DatabaseUrl, DbConnection, OpenMode, PoolOptions, Store};

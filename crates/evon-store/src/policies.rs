@@ -7,7 +7,7 @@ use evon_domain::policy::{Policy, PolicyPatch};
 use evon_domain::FieldErrors;
 
 use crate::db::DbConnection;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations;
 use crate::schema::policies;
 use crate::{to_i64, to_u64};
@@ -151,6 +151,5 @@ pub fn update(
 
 pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
     get(conn, id)?;
-    diesel::delete(policies::table.find(id)).execute(conn)?;
-    Ok(())
+    touched_one(diesel::delete(policies::table.find(id)).execute(conn)?)
 }

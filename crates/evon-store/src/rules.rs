@@ -7,7 +7,7 @@ use evon_domain::policy::{Rule, RulePatch};
 use evon_domain::{FieldErrors, PortSpec, Protocol};
 
 use crate::db::DbConnection;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations;
 use crate::schema::rules;
 use crate::{to_i64, to_u64};
@@ -212,6 +212,5 @@ pub fn update(
 
 pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
     get(conn, id)?;
-    diesel::delete(rules::table.find(id)).execute(conn)?;
-    Ok(())
+    touched_one(diesel::delete(rules::table.find(id)).execute(conn)?)
 }

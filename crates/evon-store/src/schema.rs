@@ -103,6 +103,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    auth_throttle (username, source) {
+        username -> Text,
+        source -> Text,
+        failures -> Integer,
+        window_start -> Timestamp,
+        lockouts -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        last_attempt -> Timestamp,
+    }
+}
+
+diesel::table! {
     rules (id) {
         id -> Integer,
         name -> Text,

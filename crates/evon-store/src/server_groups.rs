@@ -8,7 +8,7 @@ use evon_domain::server::{ServerGroup, ServerGroupPatch};
 use evon_domain::FieldErrors;
 
 use crate::db::DbConnection;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations::{self, first_missing, invalid_pk};
 use crate::schema::server_groups;
 use crate::{to_i64, to_u64};
@@ -161,6 +161,5 @@ pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<()> {
     if id == ALL_SERVERS_GROUP_ID {
         return Err(StoreError::Forbidden);
     }
-    diesel::delete(server_groups::table.find(id)).execute(conn)?;
-    Ok(())
+    touched_one(diesel::delete(server_groups::table.find(id)).execute(conn)?)
 }

@@ -9,7 +9,7 @@ use evon_domain::validate::{ServerUuid, UuidList};
 use evon_domain::{AddressPool, FieldErrors, OverlayRange};
 
 use crate::db::{lock_for_transaction, DbConnection, TransactionLock};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations::{self, first_missing, invalid_pk};
 use crate::schema::{server_groups, servers};
 use crate::{to_i64, to_u64};
@@ -143,7 +143,7 @@ pub fn set_groups(
 
 pub fn delete(conn: &mut DbConnection, id: i32) -> StoreResult<Server> {
     let server = get(conn, id)?;
-    diesel::delete(servers::table.find(id)).execute(conn)?;
+    touched_one(diesel::delete(servers::table.find(id)).execute(conn)?)?;
     Ok(server)
 }
 

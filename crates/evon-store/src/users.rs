@@ -16,7 +16,7 @@ use evon_domain::{
 };
 
 use crate::db::DbConnection;
-use crate::error::{StoreError, StoreResult};
+use crate::error::{touched_one, StoreError, StoreResult};
 use crate::relations::{self, first_missing, invalid_pk};
 use crate::schema::{
     api_tokens, user_group_members, user_group_permissions, user_groups, user_permissions,
@@ -386,8 +386,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Principal, id: i32) -> StoreResul
     if builtin::is_builtin_user(id) || !actor.may_manage_account(current.is_superuser) {
         return Err(StoreError::Forbidden);
     }
-    diesel::delete(users::table.find(id)).execute(conn)?;
-    Ok(())
+    touched_one(diesel::delete(users::table.find(id)).execute(conn)?)
 }
 
 /// Replaces a user's token; the old one stops working with this transaction's commit.

@@ -3,10 +3,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Barrier};
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
 
 use evon_crypto::ApiToken;
 use evon_domain::config::HubSettings;
+use evon_domain::policy::{PolicyPatch, RulePatch};
+use evon_domain::rule::Protocol;
 use evon_domain::{FieldErrors, Principal, SubnetKey, UserPatch};
 use evon_store::hub::InitRequest;
 use evon_store::test_support::TestDatabase;
@@ -214,4 +217,96 @@ fn registration_storm_sqlite() {
 #[test]
 fn registration_storm_postgres() {
     registration_storm(Backend::Postgres);
+}
+
+/// Runs `first` in a write transaction that, once `first` has run, waits until `second` (in
+/// another transaction on another connection) has had time to start and block on its locks,
+/// then commits; `second`'s result is returned. On PostgreSQL (read committed) `second` read
+/// the state before `first` committed and only then meets its changes; on SQLite it waits for
+/// the write lock and reads the committed state.
+fn interleaved<T: Send>(
+    store: &Store,
+    first: impl Fn(&mut evon_store::DbConnection) -> Result<(), StoreError> + Send + Sync,
+    second: impl Fn(&mut evon_store::DbConnection) -> Result<T, StoreError> + Send + Sync,
+) -> Result<T, StoreError> {
+    let (ran, first_ran) = mpsc::channel();
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            store.write(|conn| {
+                first(conn)?;
+                let _ = ran.send(());
+                std::thread::sleep(Duration::from_millis(400));
+                Ok(())
+            })
+        });
+        first_ran.recv().unwrap();
+        let result = store.write(|conn| second(conn));
+        writer.join().unwrap().unwrap();
+        result
+    })
+}
+
+/// Two deletes of one object at once: one succeeds, the other finds nothing (404), even where
+/// the second read the object before the first committed.
+fn concurrent_deletes(backend: Backend) {
+    let (_db, store) = hub(backend);
+    let id = create(&store, "doomed").unwrap();
+    let result = interleaved(
+        &store,
+        |conn| evon_store::users::delete(conn, &superuser(), id),
+        |conn| evon_store::users::delete(conn, &superuser(), id),
+    );
+    assert!(matches!(result, Err(StoreError::NotFound)), "{result:?}");
+}
+
+/// A policy written to name a rule that a concurrent transaction deletes: the write is made
+/// again against the new state and refused as naming an unknown rule, never a database error.
+fn reference_to_a_concurrently_deleted_row(backend: Backend) {
+    let (_db, store) = hub(backend);
+    let rule = |name: &str| RulePatch {
+        name: Some(name.into()),
+        destination_protocol: Some(Protocol::Tcp),
+        destination_ports: Some("22".into()),
+        ..RulePatch::default()
+    };
+    let doomed = store
+        .write(|conn| evon_store::rules::create(conn, &rule("doomed"), &FieldErrors::new()))
+        .unwrap()
+        .id;
+    let policy = PolicyPatch {
+        name: Some("names the doomed rule".into()),
+        rules: Some(vec![doomed]),
+        ..PolicyPatch::default()
+    };
+    let result = interleaved(
+        &store,
+        |conn| evon_store::rules::delete(conn, doomed),
+        |conn| evon_store::policies::create(conn, &policy, &FieldErrors::new()),
+    );
+    match result {
+        Err(StoreError::Validation(errors)) => {
+            assert!(errors.has("rules"), "{errors:?}")
+        }
+        other => panic!("expected a validation error for `rules`, got {other:?}"),
+    }
+}
+
+#[test]
+fn concurrent_deletes_sqlite() {
+    concurrent_deletes(Backend::Sqlite);
+}
+
+#[test]
+fn concurrent_deletes_postgres() {
+    concurrent_deletes(Backend::Postgres);
+}
+
+#[test]
+fn reference_to_a_concurrently_deleted_row_sqlite() {
+    reference_to_a_concurrently_deleted_row(Backend::Sqlite);
+}
+
+#[test]
+fn reference_to_a_concurrently_deleted_row_postgres() {
+    reference_to_a_concurrently_deleted_row(Backend::Postgres);
 }

@@ -9,6 +9,8 @@ mod profiles;
 mod servers;
 mod users;
 
+pub use bootstrap::{sealed_payload, DECRYPT_BODY_LIMIT, DECRYPT_LIMIT};
+
 use std::time::Instant;
 
 use actix_web::body::MessageBody;

@@ -29,6 +29,10 @@ bench-http *SIZES:
 fuzz-api:
     scripts/fuzz-api.sh
 
+# Every cargo-fuzz target (fuzz/, nightly) over a copy of its committed corpus; FUZZ_TARGET_SECONDS (20) each.
+fuzz-targets:
+    scripts/fuzz-targets.sh
+
 # Screenshot of the API documentation page (GET /api/) in headless Chromium, to docs/api-docs.png.
 api-docs-screenshot:
     scripts/api-docs-screenshot.sh

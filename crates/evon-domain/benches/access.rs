@@ -1,5 +1,6 @@
-//! The access engine at the sizes of the fixture generator's `1k` and `10k` networks: building
-//! the index, the servers one user can reach, and the full allow-list.
+//! The access engine and the firewall at the sizes of the fixture generator's `1k` and `10k`
+//! networks: building the index, the servers one user can reach, the full allow-list, the whole
+//! nftables ruleset (factoring and rendering it), and the update that one more policy makes.
 //!
 //! `cargo bench -p evon-domain --bench access`
 
@@ -10,6 +11,8 @@ use evon_domain::access::{
     AccessIndex, GroupNode, NetworkSnapshot, PolicyNode, RuleNode, ServerGroupNode, ServerNode,
     UserNode,
 };
+use evon_domain::address::SubnetKey;
+use evon_domain::firewall::Ruleset;
 use evon_domain::rule::{PortSpec, Protocol};
 
 /// A deterministic pseudo-random source (splitmix64), so every run benchmarks the same network.
@@ -171,6 +174,35 @@ fn engine(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("allow_list", size.name), &index, |b, i| {
             b.iter(|| i.allow_list())
         });
+        // What `evon-hub firewall render` and the keeper do with a built index.
+        let key = SubnetKey::new(111);
+        group.bench_with_input(
+            BenchmarkId::new("firewall_render", size.name),
+            &index,
+            |b, i| b.iter(|| Ruleset::build(i, key).render()),
+        );
+        // One API write: a policy of the first two rules aimed at three servers. The keeper
+        // builds the new ruleset and renders only the difference from the applied one.
+        let applied = Ruleset::build(&index, key);
+        let mut changed = network.clone();
+        changed.policies.push(PolicyNode {
+            id: size.policies as i32 + 1,
+            rules: vec![1, 2],
+            servers: vec![1, 2, 3],
+            servergroups: Vec::new(),
+        });
+        let changed = AccessIndex::build(&changed);
+        group.bench_with_input(
+            BenchmarkId::new("firewall_update", size.name),
+            &changed,
+            |b, i| {
+                b.iter(|| {
+                    applied
+                        .render_update(&Ruleset::build(i, key))
+                        .expect("one more policy changes the ruleset")
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -11,6 +11,7 @@
 //! nothing are ignored rather than trusted.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
@@ -170,12 +171,12 @@ pub struct AccessIndex {
     policy_targets: Vec<Arc<Vec<i32>>>,
     /// Per user: the positions of the policies that let the user reach their targets, ascending.
     /// Only active users that some policy lets reach a server are present.
-    user_policies: HashMap<i32, Vec<usize>>,
+    user_policies: IdMap<Vec<usize>>,
     /// Per server: the positions of the policies that let some user reach it, ascending.
-    server_policies: HashMap<i32, Vec<usize>>,
+    server_policies: IdMap<Vec<usize>>,
     /// Addresses of the active users.
-    user_addresses: HashMap<i32, Ipv4Addr>,
-    server_addresses: HashMap<i32, Ipv4Addr>,
+    user_addresses: IdMap<Ipv4Addr>,
+    server_addresses: IdMap<Ipv4Addr>,
     shared_user_addresses: Vec<Ipv4Addr>,
 }
 
@@ -199,15 +200,15 @@ struct SharedPair {
 /// The distinct, existing members of groups, each group worked out once however many rules and
 /// policies name it.
 struct Members<'a, G> {
-    groups: HashMap<i32, &'a G>,
-    resolved: HashMap<i32, Arc<Vec<i32>>>,
+    groups: IdMap<&'a G>,
+    resolved: IdMap<Arc<Vec<i32>>>,
 }
 
 impl<'a, G> Members<'a, G> {
-    fn new(groups: HashMap<i32, &'a G>) -> Self {
+    fn new(groups: IdMap<&'a G>) -> Self {
         Self {
             groups,
-            resolved: HashMap::new(),
+            resolved: IdMap::default(),
         }
     }
 
@@ -258,8 +259,8 @@ impl AccessIndex {
         let is_active_user = |id: &i32| users.get(id).is_some_and(|user| user.active);
         let is_server = |id: &i32| servers.contains_key(id);
 
-        let mut rules: HashMap<i32, Arc<ResolvedRule>> =
-            HashMap::with_capacity(network.rules.len());
+        let mut rules: IdMap<Arc<ResolvedRule>> =
+            IdMap::with_capacity_and_hasher(network.rules.len(), Default::default());
         for rule in first_by_id(&network.rules, |rule| rule.id).into_values() {
             if !rule.ports.suits(rule.protocol) {
                 continue;
@@ -494,9 +495,44 @@ impl AccessIndex {
     }
 }
 
+/// Maps keyed by the ids of users, groups, servers, rules and policies. Building the index and
+/// the firewall's parts looks ids up millions of times at the `10k` size; std's SipHash, made
+/// to resist keys chosen by an attacker, costs more there than all the rest. The ids are the
+/// database's own sequence numbers, nothing a client picks, so a multiplicative hash suffices.
+type IdMap<V> = HashMap<i32, V, BuildHasherDefault<IdHasher>>;
+
+/// FxHash's step for one integer: a multiplication by an odd constant (a bijection, so distinct
+/// ids never collide before the table reduces them) after a rotation.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    const SEED: u64 = 0x517c_c1b7_2722_0a95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.add(u64::from(byte));
+        }
+    }
+
+    fn write_i32(&mut self, id: i32) {
+        self.add(u64::from(id as u32));
+    }
+}
+
 /// Nodes by id; of two nodes with one id, the first.
-fn first_by_id<T>(nodes: &[T], id: impl Fn(&T) -> i32) -> HashMap<i32, &T> {
-    let mut by_id = HashMap::with_capacity(nodes.len());
+fn first_by_id<T>(nodes: &[T], id: impl Fn(&T) -> i32) -> IdMap<&T> {
+    let mut by_id = IdMap::with_capacity_and_hasher(nodes.len(), Default::default());
     for node in nodes {
         by_id.entry(id(node)).or_insert(node);
     }

@@ -85,6 +85,38 @@ fn fixtures_snapshot() {
     }
 }
 
+/// The text the fixtures' rulesets are written as, pinned to [`firewall::FORMAT_VERSION`]. The
+/// digest in the kernel is taken of a ruleset's content, not its text, so a change to how the
+/// text is written must bump the version (or an upgraded hub would take the kernel's old text
+/// for the new one). FNV-1a of every fixture's text with its digest line left out.
+const TEXT_PINS: &[(u64, u64)] = &[(2, 0x0ec1_a7a3_ad3f_a21b)];
+
+#[test]
+fn a_new_text_needs_a_new_format_version() {
+    let mut all = String::new();
+    for (name, network) in fixtures() {
+        let index = AccessIndex::build(&network);
+        all.push_str(&name);
+        for line in render(&index, key()).lines() {
+            if !line.contains("return comment \"evon-hub ") {
+                all.push_str(line);
+                all.push('\n');
+            }
+        }
+    }
+    let text = firewall::fnv1a64(all.as_bytes());
+    let pinned = TEXT_PINS
+        .iter()
+        .find(|(version, _)| *version == firewall::FORMAT_VERSION)
+        .map(|(_, pin)| *pin);
+    assert_eq!(
+        pinned,
+        Some(text),
+        "the rulesets' text is {text:#018x}: if the renderer changed how it writes a ruleset, bump \
+         firewall::FORMAT_VERSION and pin the new text under it in TEXT_PINS"
+    );
+}
+
 #[test]
 fn nft_accepts_every_fixture() {
     for (name, network) in fixtures() {

@@ -21,6 +21,7 @@ pub const PASSWORD_MAX: usize = 128;
 
 /// A text field: surrounding white space trimmed (as DRF does), then length-checked.
 pub fn text(value: &str, max: usize, allow_blank: bool) -> Result<String, String> {
+    no_null_characters(value)?;
     let trimmed = value.trim();
     if trimmed.is_empty() && !allow_blank {
         return Err(BLANK.into());
@@ -29,6 +30,20 @@ pub fn text(value: &str, max: usize, allow_blank: bool) -> Result<String, String
         return Err(max_length_message(max));
     }
     Ok(trimmed.to_owned())
+}
+
+/// DRF's `CharField` refuses NUL (its `ProhibitNullCharactersValidator`), and PostgreSQL cannot
+/// store it in text at all: letting one through would be a 500 on one backend and a stored oddity
+/// on the other.
+pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+
+/// Text holds no NUL character.
+pub fn no_null_characters(value: &str) -> Result<(), String> {
+    if value.contains('\0') {
+        Err(NULL_CHARACTERS.into())
+    } else {
+        Ok(())
+    }
 }
 
 /// Usernames: 1 to 150 letters, digits and `@ . + - _`.
@@ -46,6 +61,7 @@ pub fn username(value: &str) -> Result<String, String> {
 /// Passwords are kept exactly as given (no trimming), must not be empty and are bounded so that
 /// hashing cost stays bounded.
 pub fn password(value: &str) -> Result<String, String> {
+    no_null_characters(value)?;
     if value.is_empty() {
         return Err(BLANK.into());
     }
@@ -292,6 +308,14 @@ impl fmt::Display for TimeOfDay {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn null_characters_are_refused_in_text_and_passwords() {
+        assert_eq!(text("a\0b", 10, false), Err(NULL_CHARACTERS.into()));
+        assert_eq!(text(" \0 ", 10, true), Err(NULL_CHARACTERS.into()));
+        assert_eq!(password("pass\0word"), Err(NULL_CHARACTERS.into()));
+        assert_eq!(group_name("a\u{1}b").as_deref(), Ok("a\u{1}b"));
+    }
 
     #[test]
     fn usernames() {

@@ -4,8 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -856,4 +858,101 @@ fn concurrent_server_auth_sqlite() {
 #[test]
 fn concurrent_server_auth_postgres() {
     concurrent_registrations(&Hub::new(Backend::Postgres), "postgres");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration storm: OpenVPN reconnecting a whole fleet at once after a hub restart runs one
+// `server-auth` process per server, all together. With 500 of them PostgreSQL would refuse
+// clients beyond `max_connections` and SQLite's writers queue on one lock; every hook must
+// still be answered, each server with an address of its own, and the database must end up
+// agreeing with what the hooks said.
+// ---------------------------------------------------------------------------------------------
+
+const STORM: u32 = 500;
+
+/// The address on a hook's "allowed … address=A" decision line.
+fn allowed_address(decision: &str) -> Option<Ipv4Addr> {
+    if !decision.contains(": allowed ") {
+        return None;
+    }
+    decision.rsplit_once("address=")?.1.trim().parse().ok()
+}
+
+fn storm(hub: &Hub) {
+    // Every process is started before any is waited for, so they all run at once.
+    let started = std::time::Instant::now();
+    let children: Vec<(String, Child)> = (0..STORM)
+        .map(|n| {
+            let id = uuid(10_000 + n);
+            let hostname = format!("node{n}");
+            let child = hub
+                .command(
+                    &["openvpn", "server-auth"],
+                    &[("username", &id), ("password", &hostname)],
+                )
+                .spawn()
+                .unwrap();
+            (id, child)
+        })
+        .collect();
+
+    let mut answered: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
+    let mut failures = Vec::new();
+    let mut retried = 0;
+    for (id, child) in children {
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).into_owned();
+        let decision = text.lines().last().unwrap_or_default();
+        if text.lines().count() > 1 {
+            retried += 1;
+            // Only the decision and retry notices, which name the hook and no secret but the
+            // hostname (a server's "password" is its hostname, no secret).
+            for line in text.lines() {
+                assert!(line.contains("evon-hub openvpn server-auth"), "{text}");
+            }
+        }
+        match (output.status.code(), allowed_address(decision)) {
+            (Some(0), Some(address)) => {
+                assert!(decision.contains(&id), "{decision}");
+                if let Some(before) = answered.insert(id.clone(), address) {
+                    panic!("{id} answered twice ({before}, {address})");
+                }
+            }
+            (status, _) => failures.push(format!("{id}: exit {status:?}: {text}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {STORM} hooks failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+    println!(
+        "FIGURES [{:?}] {STORM} concurrent server-auth hooks answered in {:.1} s; {retried} retried at least once",
+        hub.url.backend(),
+        started.elapsed().as_secs_f64()
+    );
+
+    // No address handed out twice, and the database holds exactly what the hooks answered.
+    let distinct: BTreeSet<Ipv4Addr> = answered.values().copied().collect();
+    assert_eq!(distinct.len(), STORM as usize);
+    let servers = hub.servers();
+    assert_eq!(servers.len(), STORM as usize);
+    let stored: BTreeMap<String, Ipv4Addr> = servers
+        .iter()
+        .map(|s| (s.uuid.as_str().to_owned(), s.ipv4_address))
+        .collect();
+    assert_eq!(stored, answered);
+    let fqdns: BTreeSet<&str> = servers.iter().map(|s| s.fqdn.as_str()).collect();
+    assert_eq!(fqdns.len(), STORM as usize);
+}
+
+#[test]
+fn registration_storm_sqlite() {
+    storm(&Hub::new(Backend::Sqlite));
+}
+
+#[test]
+fn registration_storm_postgres() {
+    storm(&Hub::new(Backend::Postgres));
 }

@@ -89,7 +89,11 @@ enum Expected {
 /// The body's `&`-separated `name=value` pairs as a well-formed multipart body, and what reading
 /// it must give. `None` when a value holds the boundary.
 fn well_formed(body: &[u8]) -> Option<(Vec<u8>, Expected)> {
-    let delimiter = format!("\r\n--{BOUNDARY}");
+    // RFC 2046 ends a part only at CRLF "--" boundary, but actix-multipart 0.7 also ends it at a
+    // bare CR followed by "--" boundary and then refuses the body as malformed (found by this
+    // target). A sealed payload is base64 and never holds either, so the model leaves out every
+    // value that holds the boundary after a CR, not only after CRLF.
+    let delimiters = [format!("\r\n--{BOUNDARY}"), format!("\r--{BOUNDARY}")];
     let mut out = Vec::new();
     let mut data = None;
     let mut field_bytes = 0usize;
@@ -103,11 +107,12 @@ fn well_formed(body: &[u8]) -> Option<(Vec<u8>, Expected)> {
             .filter(|b| b.is_ascii_alphanumeric() || **b == b'_' || **b == b'-')
             .map(|b| char::from(*b))
             .collect();
-        if name.is_empty()
-            || value
+        let holds = |delimiter: &String| {
+            value
                 .windows(delimiter.len())
                 .any(|w| w == delimiter.as_bytes())
-        {
+        };
+        if name.is_empty() || delimiters.iter().any(holds) {
             return None;
         }
         out.extend(

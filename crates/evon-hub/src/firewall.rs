@@ -29,8 +29,9 @@ const NFT: &str = "nft";
 pub const POLL: Duration = Duration::from_millis(100);
 /// The longest the keeper waits between attempts after failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// How often the keeper reads the kernel's digest back even when the hub has not changed, so
-/// that a table deleted or replaced by someone else (`nft flush ruleset`) is put back.
+/// How often a thread of the keeper's reads the kernel's digest back, so that a table deleted or
+/// changed by someone else (`nft flush ruleset`) is put back. It runs beside the keeper, never
+/// in a write's way: at the `10k` size nft takes 0.7 s to read it.
 pub const KERNEL_CHECK: Duration = Duration::from_secs(5);
 
 /// Whether `serve` keeps the firewall: `--firewall on|off`, `EVON_HUB_FIREWALL`, `firewall =
@@ -120,8 +121,9 @@ pub enum KernelTable {
     Present(Option<u64>),
 }
 
-/// Reads the digest back from the table's `digest` chain: one short chain, however large the
-/// table, so that this is cheap enough to ask before every update.
+/// Reads the digest back from the table's `digest` chain. One short chain, but nft 1.0 lists
+/// every set and element of the table before it prints it (0.7 s at the `10k` size), so the
+/// keeper asks from a thread of its own and never while a write waits (see [`Keeper`]).
 pub fn kernel_table() -> Result<KernelTable> {
     let listing = nft_list(&[
         "-j",
@@ -247,6 +249,72 @@ pub struct Keeper {
     stop: Arc<AtomicBool>,
     last: Arc<Mutex<Option<Outcome>>>,
     handle: Option<JoinHandle<()>>,
+    checker: Option<JoinHandle<()>>,
+}
+
+/// What the keeper last put into the kernel, shared with the thread that checks the kernel.
+#[derive(Debug, Default)]
+struct KernelWatch {
+    applied: Mutex<AppliedState>,
+    /// Set by the checker when the kernel no longer holds what the keeper applied; the keeper
+    /// then loads the whole table.
+    changed_behind: AtomicBool,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct AppliedState {
+    /// Counts the keeper's applies; a check during which it moved is not conclusive.
+    applies: u64,
+    /// The digest the kernel holds after the last apply; `None` when that apply failed.
+    digest: Option<u64>,
+}
+
+impl KernelWatch {
+    /// Runs one `nft -f` of the keeper and records what the kernel holds after it. The lock is
+    /// held while nft runs, so that a check never reads the kernel half-way through an apply
+    /// without noticing.
+    fn apply(&self, text: &str, digest: u64) -> Result<()> {
+        let mut applied = self
+            .applied
+            .lock()
+            .map_err(|_| anyhow!("the firewall state lock is poisoned"))?;
+        applied.applies += 1;
+        let result = apply(text);
+        applied.digest = result.as_ref().ok().map(|()| digest);
+        result
+    }
+
+    fn applied(&self) -> Option<AppliedState> {
+        self.applied.lock().ok().map(|applied| *applied)
+    }
+
+    /// Reads the kernel's digest and flags the table as changed behind the keeper's back when it
+    /// is not the one the keeper applied last (and no apply ran meanwhile).
+    fn check(&self) {
+        let Some(AppliedState {
+            applies,
+            digest: Some(expected),
+        }) = self.applied()
+        else {
+            return;
+        };
+        let kernel = kernel_table();
+        if self.applied().map(|now| now.applies) != Some(applies) {
+            return;
+        }
+        match kernel {
+            Ok(KernelTable::Present(Some(digest))) if digest == expected => {}
+            Ok(_) => {
+                tracing::warn!(
+                    "the kernel's table inet evon changed behind the hub; loading it whole"
+                );
+                self.changed_behind.store(true, Ordering::Release);
+            }
+            Err(error) => {
+                tracing::warn!(error = %format!("{error:#}"), "cannot read the firewall back from the kernel");
+            }
+        }
+    }
 }
 
 impl Keeper {
@@ -256,18 +324,37 @@ impl Keeper {
     pub fn spawn(store: Store) -> Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let last = Arc::new(Mutex::new(None));
+        let watch = Arc::new(KernelWatch::default());
         let handle = std::thread::Builder::new()
             .name("evon-firewall".into())
             .spawn({
                 let stop = Arc::clone(&stop);
                 let last = Arc::clone(&last);
-                move || keep(&store, &stop, &last)
+                let watch = Arc::clone(&watch);
+                move || keep(&store, &stop, &last, &watch)
             })
             .context("cannot start the firewall thread")?;
+        let checker = std::thread::Builder::new()
+            .name("evon-firewall-check".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || {
+                    let mut next_check = Instant::now() + KERNEL_CHECK;
+                    while !stop.load(Ordering::Relaxed) {
+                        if Instant::now() >= next_check {
+                            watch.check();
+                            next_check = Instant::now() + KERNEL_CHECK;
+                        }
+                        std::thread::sleep(POLL);
+                    }
+                }
+            })
+            .context("cannot start the firewall check thread")?;
         Ok(Self {
             stop,
             last,
             handle: Some(handle),
+            checker: Some(checker),
         })
     }
 
@@ -279,7 +366,10 @@ impl Keeper {
 
     fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(handle) = self.handle.take() {
+        for handle in [self.handle.take(), self.checker.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = handle.join();
         }
     }
@@ -291,20 +381,16 @@ impl Drop for Keeper {
     }
 }
 
-fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>) {
+fn keep(store: &Store, stop: &AtomicBool, last: &Mutex<Option<Outcome>>, watch: &KernelWatch) {
     let cache = AccessCache::new();
     let mut applied: Option<Snapshot> = None;
     let mut failures: u32 = 0;
     let mut next_attempt = Instant::now();
-    let mut next_kernel_check = Instant::now() + KERNEL_CHECK;
     while !stop.load(Ordering::Relaxed) {
         if Instant::now() >= next_attempt {
-            let check_kernel = Instant::now() >= next_kernel_check;
-            if check_kernel {
-                next_kernel_check = Instant::now() + KERNEL_CHECK;
-            }
+            let reload = watch.changed_behind.swap(false, Ordering::AcqRel);
             let started = Instant::now();
-            match attempt(store, &cache, applied.as_ref(), check_kernel) {
+            match attempt(store, &cache, watch, applied.as_ref(), reload) {
                 Ok(None) => {}
                 Ok(Some((snapshot, how))) => {
                     if failures > 0 {
@@ -376,63 +462,53 @@ impl Applied {
 /// for, when it got that far, and says why in one line.
 type Attempt = std::result::Result<Option<(Snapshot, Option<Applied>)>, (Option<i64>, String)>;
 
-/// One look: `Ok(None)` when the hub is still at the generation of `applied` (and, when
-/// `check_kernel`, the kernel still carries its digest); else the current ruleset, and how it
-/// reached the kernel (`None` when a write changed nothing the firewall holds, which most
-/// writes do not).
+/// One look: `Ok(None)` when the hub is still at the generation of `applied` and nothing asks
+/// for a `reload`; else the current ruleset, and how it reached the kernel (`None` when a write
+/// changed nothing the firewall holds, which most writes do not).
 ///
-/// An update is sent on top of `applied`, which this keeper loaded itself; when a kernel check
-/// is due and the kernel no longer carries the digest of `applied` (someone changed the table
-/// behind the keeper's back), or when nft refuses the update, the whole table is loaded instead.
+/// An update is sent on top of `applied`, which this keeper loaded itself. The whole table is
+/// loaded instead at the first look, when the check thread found the kernel changed behind the
+/// keeper's back (`reload`), and when nft refuses an update.
 fn attempt(
     store: &Store,
     cache: &AccessCache,
+    watch: &KernelWatch,
     applied: Option<&Snapshot>,
-    check_kernel: bool,
+    reload: bool,
 ) -> Attempt {
     let generation = store
         .read(evon_store::hub::generation)
         .map_err(|e| (None, format!("cannot read the hub generation: {e}")))?;
+    let full =
+        |snapshot: &Snapshot| watch.apply(&snapshot.ruleset.render(), snapshot.ruleset.digest());
     if let Some(current) = applied.filter(|a| a.generation == generation) {
-        if !check_kernel {
+        if !reload {
             return Ok(None);
         }
-        let failed = |e: anyhow::Error| (Some(generation), format!("{e:#}"));
-        if kernel_table().map_err(failed)? == KernelTable::Present(Some(current.ruleset.digest())) {
-            return Ok(None);
-        }
-        tracing::warn!("the kernel's table inet evon changed behind the hub; loading it whole");
-        apply(&current.ruleset.render()).map_err(failed)?;
+        full(current).map_err(|e| (Some(generation), format!("{e:#}")))?;
         return Ok(Some((current.clone(), Some(Applied::Full))));
     }
     let snapshot =
         ruleset(store, cache).map_err(|e| (Some(generation), format!("cannot render: {e}")))?;
     let failed = |e: anyhow::Error| (Some(snapshot.generation), format!("{e:#}"));
-    let Some(previous) = applied else {
-        apply(&snapshot.ruleset.render()).map_err(failed)?;
-        return Ok(Some((snapshot, Some(Applied::Full))));
+    let previous = match applied {
+        Some(previous) if !reload => previous,
+        _ => {
+            full(&snapshot).map_err(failed)?;
+            return Ok(Some((snapshot, Some(Applied::Full))));
+        }
     };
     let Some(update) = previous.ruleset.render_update(&snapshot.ruleset) else {
         return Ok(Some((snapshot, None)));
     };
-    // Reading the digest back costs nft a listing of every set and element (about 0.7 s at the
-    // `10k` size), longer than the update itself: trust what this keeper applied last, and
-    // leave noticing a table changed behind its back to the periodic check (`KERNEL_CHECK`)
-    // and to nft refusing an update that no longer fits.
-    let kernel_unchanged = !check_kernel
-        || kernel_table().map_err(failed)? == KernelTable::Present(Some(previous.ruleset.digest()));
-    if kernel_unchanged {
-        match apply(&update) {
-            Ok(()) => return Ok(Some((snapshot, Some(Applied::Update)))),
-            Err(error) => tracing::warn!(
-                error = %format!("{error:#}"),
-                "firewall update refused; loading the whole table"
-            ),
-        }
-    } else {
-        tracing::warn!("the kernel's table inet evon changed behind the hub; loading it whole");
+    match watch.apply(&update, snapshot.ruleset.digest()) {
+        Ok(()) => return Ok(Some((snapshot, Some(Applied::Update)))),
+        Err(error) => tracing::warn!(
+            error = %format!("{error:#}"),
+            "firewall update refused; loading the whole table"
+        ),
     }
-    apply(&snapshot.ruleset.render()).map_err(failed)?;
+    full(&snapshot).map_err(failed)?;
     Ok(Some((snapshot, Some(Applied::Full))))
 }
 
